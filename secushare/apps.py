@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SecuShareConfig(AppConfig):
+    name = "secushare"
+    verbose_name = "SecuShare"

@@ -1,0 +1,19 @@
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+
+@login_required
+def home(request):
+    return render(request, "home.html")
+
+
+@never_cache
+def healthz(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    if request.GET.get("format") == "json":
+        return JsonResponse({"status": "ok"})
+    return HttpResponse("ok", content_type="text/plain")
