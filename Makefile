@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 compilemessages: $(STAMP)
-	$(PY) manage.py compilemessages --ignore=.venv -v 0
+	$(PY) manage.py compiletranslations
 
 run: $(STAMP) compilemessages
 	$(PY) manage.py migrate --no-input -v 0

@@ -1,3 +1,5 @@
+import math
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth import authenticate, password_validation
@@ -5,6 +7,7 @@ from django.contrib.auth.forms import PasswordResetForm as DjangoPasswordResetFo
 from django.contrib.auth.forms import SetPasswordForm
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.emails import normalize_email
 from accounts.models import User
@@ -25,25 +28,43 @@ class LoginForm(forms.Form):
     error_messages = {
         "invalid_login": _(
             "That e-mail address and password do not match an account. "
-            "Both are case-sensitive except the address."
+            "Note that the password is case-sensitive."
         ),
         "inactive": _("This account is disabled. Please ask your administrator."),
     }
 
-    def __init__(self, request, *args, **kwargs):
+    def __init__(self, request, *args, blocked=False, **kwargs):
         self.request = request
+        self.blocked = blocked
         self.user = None
         super().__init__(*args, **kwargs)
 
     def clean(self):
+        if self.blocked:
+            # Throttled: the password is not even checked, so guessing on teaches nothing.
+            minutes = max(1, math.ceil(settings.LOGIN_THROTTLE_SECONDS / 60))
+            raise forms.ValidationError(
+                ngettext(
+                    "Too many failed attempts. Please wait %(minutes)d minute, or reset "
+                    "your password by mail to log in right away.",
+                    "Too many failed attempts. Please wait %(minutes)d minutes, or reset "
+                    "your password by mail to log in right away.",
+                    minutes,
+                ),
+                code="throttled",
+                params={"minutes": minutes},
+            )
         email = self.cleaned_data.get("email")
         password = self.cleaned_data.get("password")
         if email and password:
-            self.user = authenticate(self.request, email=normalize_email(email), password=password)
+            email = normalize_email(email)
+            # Say that an account is disabled only to someone who knows its password.
+            disabled = User.objects.filter(email=email, is_active=False).first()
+            if disabled is not None:
+                code = "inactive" if disabled.check_password(password) else "invalid_login"
+                raise forms.ValidationError(self.error_messages[code], code=code)
+            self.user = authenticate(self.request, email=email, password=password)
             if self.user is None:
-                inactive = User.objects.filter(email=normalize_email(email), is_active=False)
-                if inactive.exists():
-                    raise forms.ValidationError(self.error_messages["inactive"], code="inactive")
                 raise forms.ValidationError(
                     self.error_messages["invalid_login"], code="invalid_login"
                 )

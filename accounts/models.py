@@ -1,9 +1,14 @@
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.emails import normalize_email
+
+
+def default_language() -> str:
+    return settings.LANGUAGE_CODE
 
 
 class UserManager(BaseUserManager):
@@ -44,8 +49,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     language = models.CharField(
         _("language"),
         max_length=10,
-        default="en",
-        help_text=_("Language of the mails this user gets."),
+        choices=settings.LANGUAGES,
+        default=default_language,
+        help_text=_("Language of the pages and mails this user gets."),
     )
     is_active = models.BooleanField(_("active"), default=True)
     is_staff = models.BooleanField(
@@ -81,3 +87,26 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_sender(self):
         return self.kind == self.Kind.SENDER and self.is_active
+
+
+class ApiToken(models.Model):
+    """A personal token for the JSON API and the command-line client.
+
+    Only the SHA-256 of the token is stored; the token itself is shown once.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(_("name"), max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(_("starts with"), max_length=12, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"

@@ -3,7 +3,6 @@ from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth import views as auth_views
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -16,7 +15,6 @@ from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
 
 from accounts import throttle
-from accounts.emails import normalize_email
 from accounts.forms import LoginForm, PasswordResetForm, ResetSetPasswordForm, SetupForm
 from accounts.middleware import users_exist
 from accounts.models import User
@@ -36,29 +34,23 @@ def _next_url(request, default="home"):
 def login(request):
     if request.user.is_authenticated and request.method == "GET":
         return redirect(_next_url(request))
-    form = LoginForm(request, data=request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
         guard = throttle.LoginThrottle(request, request.POST.get("email", ""))
-        if guard.blocked():
-            form.is_valid()  # show the entered address again
-            form.errors.clear()
-            form.add_error(
-                None,
-                _(
-                    "Too many failed attempts. Please wait 15 minutes, or reset your "
-                    "password by mail to log in right away."
-                ),
-            )
-            status = 429
-        elif form.is_valid():
+        blocked = guard.blocked()
+        form = LoginForm(request, data=request.POST, blocked=blocked)
+        if form.is_valid():
             auth_login(request, form.user)
             response = redirect(_next_url(request))
             guard.succeeded(request, response)
             return response
+        if blocked:
+            status = 429
         else:
             guard.failed()
             status = 400
+    else:
+        form = LoginForm(request)
     return render(
         request,
         "accounts/login.html",
@@ -117,9 +109,6 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         return super().form_valid(form)
 
 
-RESETS_PER_HOUR = 5
-
-
 class PasswordResetView(auth_views.PasswordResetView):
     template_name = "accounts/password_reset.html"
     form_class = PasswordResetForm
@@ -127,12 +116,8 @@ class PasswordResetView(auth_views.PasswordResetView):
 
     def form_valid(self, form):
         # Bound the mails one address can cause, without telling whether it has an account.
-        key = "reset:" + throttle._digest(normalize_email(form.cleaned_data["email"]))
-        addr = "reset:addr:" + throttle._digest(throttle.client_address(self.request))
-        for k in (key, addr):
-            cache.add(k, 0, 3600)
-            if cache.incr(k) > RESETS_PER_HOUR * (1 if k == key else 4):
-                return redirect(self.success_url)
+        if not throttle.reset_allowed(self.request, form.cleaned_data["email"]):
+            return redirect(self.success_url)
         return super().form_valid(form)
 
 
@@ -147,7 +132,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         response = super().form_valid(form)
         # The owner proved control of the mailbox: this browser is theirs from now on.
         throttle.remember_device(self.request, response, form.user.email)
-        cache.delete(f"login:acct:{throttle._digest(form.user.email)}")
+        throttle.forget_account_failures(form.user.email)
         messages.success(self.request, _("Your new password is set and you are logged in."))
         return response
 

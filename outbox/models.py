@@ -1,19 +1,38 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
+def _lost_before(now):
+    return now - timedelta(seconds=settings.OUTBOX_STUCK_SECONDS)
+
+
 class OutgoingMailQuerySet(models.QuerySet):
     def due(self, now=None):
-        """Rows a sweep should hand to a worker: waiting and due, or stuck in sending."""
-        now = now or timezone.now()
-        stuck = now - timedelta(seconds=settings.OUTBOX_STUCK_SECONDS)
+        """Waiting rows whose time has come: what a worker may claim."""
         return self.filter(
-            models.Q(status=OutgoingMail.Status.PENDING, next_attempt_at__lte=now)
-            | models.Q(status=OutgoingMail.Status.SENDING, claimed_at__lt=stuck)
+            status=OutgoingMail.Status.PENDING, next_attempt_at__lte=now or timezone.now()
+        )
+
+    def stuck(self, now=None):
+        """Rows claimed more than OUTBOX_STUCK_SECONDS ago: their worker died or hangs."""
+        return self.filter(
+            status=OutgoingMail.Status.SENDING,
+            claimed_at__lt=_lost_before(now or timezone.now()),
+        )
+
+    def overdue(self, now=None):
+        """Waiting rows due more than OUTBOX_STUCK_SECONDS ago: their task message was lost.
+
+        The grace period keeps the sweep from queueing a second task for every row
+        whose first task is still on its way to a worker.
+        """
+        return self.filter(
+            status=OutgoingMail.Status.PENDING,
+            next_attempt_at__lt=_lost_before(now or timezone.now()),
         )
 
 
@@ -30,6 +49,14 @@ class OutgoingMail(models.Model):
     context = models.JSONField(_("context"), default=dict, blank=True)
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    scrubbed = models.BooleanField(
+        _("links removed"),
+        default=False,
+        help_text=_(
+            "Links with tokens were removed from the context once the mail was sent, "
+            "so it cannot be sent again."
+        ),
     )
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
@@ -49,12 +76,3 @@ class OutgoingMail(models.Model):
 
     def __str__(self):
         return f"{self.template} → {self.to}"
-
-    def send_again(self):
-        """Queue this row once more, whatever happened to it before (admin action)."""
-        OutgoingMail.objects.filter(pk=self.pk).update(
-            status=self.Status.PENDING, next_attempt_at=timezone.now(), attempts=0, last_error=""
-        )
-        from outbox.tasks import send_mail_task
-
-        transaction.on_commit(lambda: send_mail_task.delay(self.pk))

@@ -7,6 +7,7 @@ file (Docker secrets); the file wins over the plain variable only when the plain
 variable is unset, and setting both is an error.
 """
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -24,9 +25,12 @@ def _raw(name: str) -> str | None:
         raise ImproperlyConfigured(f"Set either {name} or {name}_FILE, not both.")
     if path is not None:
         try:
-            return Path(path).read_text(encoding="utf-8").strip()
+            secret = Path(path).read_text(encoding="utf-8").strip()
         except OSError as e:
             raise ImproperlyConfigured(f"{name}_FILE: cannot read {path!r}: {e.strerror}") from e
+        if not secret:
+            raise ImproperlyConfigured(f"{name}_FILE: {path!r} is empty.")
+        return secret
     return value
 
 
@@ -74,31 +78,96 @@ def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def url(name: str, default: str | None, schemes: tuple[str, ...]) -> str | None:
+def url(
+    name: str, default: str | None, schemes: tuple[str, ...], host_required: bool = True
+) -> str | None:
+    """A URL with one of ``schemes``; without ``host_required`` a path is enough
+    (``sqlite:////srv/db.sqlite3``, ``unix:///run/redis.sock``)."""
     from urllib.parse import urlsplit
 
     value = string(name, default)
     if value is None:
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in schemes or not parts.netloc:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    where = parts and (parts.netloc if host_required else parts.netloc or parts.path.strip("/"))
+    if not parts or parts.scheme not in schemes or not where:
         allowed = ", ".join(f"{s}://" for s in schemes)
         raise ImproperlyConfigured(f"{name} must be a URL starting with {allowed}, not {value!r}.")
     return value
 
 
-def generated_secret(path: Path, nbytes: int = 48) -> str:
-    """Return the secret kept in ``path``, creating it once with mode 0600."""
+def _secret_file(path: Path, make) -> str:
+    """The secret kept in ``path``; on first use ``make()`` is written there, mode 0600.
+
+    The file appears whole or not at all (written aside, then linked into place), so
+    two processes starting together agree on one secret and never read half of it.
+    """
     try:
         return path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(nbytes)
+    aside = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race; use its secret
-        return path.read_text(encoding="utf-8").strip()
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(secret + "\n")
-    return secret
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(make() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        # If another process won the race, its secret is the one.
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, path)
+    finally:
+        aside.unlink(missing_ok=True)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def generated_secret(path: Path, nbytes: int = 48) -> str:
+    """Return the secret kept in ``path``, creating it once with mode 0600."""
+    return _secret_file(path, lambda: secrets.token_urlsafe(nbytes))
+
+
+def generated_master_key(path: Path) -> str:
+    """The embedded default's master key: made once into ``path`` with mode 0600."""
+    import base64
+
+    def make():
+        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+        return f"{secrets.token_hex(4)}:{key}"
+
+    return _secret_file(path, make)
+
+
+def master_keys(name: str, spec: str) -> dict[str, bytes]:
+    """Parse ``id:base64url,id:base64url``; the first entry is the current key."""
+    import base64
+    import binascii
+    import re
+
+    keys: dict[str, bytes] = {}
+    for part in spec.replace("\n", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        kid, sep, encoded = part.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", kid):
+            raise ImproperlyConfigured(
+                f"{name}: each key must look like ID:BASE64URL, with an ID of letters, digits, "
+                "- or _ (at most 32)."
+            )
+        try:
+            key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except (binascii.Error, ValueError):
+            raise ImproperlyConfigured(f"{name}: key {kid!r} is not base64url.") from None
+        if len(key) != 32:
+            raise ImproperlyConfigured(f"{name}: key {kid!r} must be 32 bytes, not {len(key)}.")
+        if kid in keys:
+            raise ImproperlyConfigured(f"{name}: key id {kid!r} appears twice.")
+        keys[kid] = key
+    if not keys:
+        raise ImproperlyConfigured(f"{name} holds no key.")
+    return keys

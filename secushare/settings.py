@@ -21,7 +21,10 @@ DATA_DIR = Path(env.string("DATA_DIR", str(BASE_DIR / "var"))).resolve()
 
 DEBUG = env.boolean("DEBUG", False)
 DATABASE_URL = env.url(
-    "DATABASE_URL", None, ("postgres", "postgresql", "sqlite", "postgis", "mysql")
+    "DATABASE_URL",
+    None,
+    ("postgres", "postgresql", "sqlite", "postgis", "mysql"),
+    host_required=False,
 )
 EMBEDDED = DATABASE_URL is None
 
@@ -43,13 +46,19 @@ HOST = env.string("HOST", "127.0.0.1")
 PORT = env.integer("PORT", 8000, minimum=1, maximum=65535)
 SITE_URL = env.url("SITE_URL", f"http://{HOST}:{PORT}", ("http", "https")).rstrip("/")
 _site = urlsplit(SITE_URL)
+if _site.path or _site.query or _site.fragment:
+    raise ImproperlyConfigured(
+        f"SITE_URL must be the address of the site without a path, like "
+        f"https://share.example.com, not {SITE_URL!r}."
+    )
 SITE_NAME = env.string("SITE_NAME", "SecuShare")
 HTTPS = _site.scheme == "https"
 
 ALLOWED_HOSTS = [_site.hostname]
 if _site.hostname in ("127.0.0.1", "localhost", "0.0.0.0"):  # noqa: S104
     ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
-ALLOWED_HOSTS += [h for h in (env.string("EXTRA_ALLOWED_HOSTS", "") or "").split(",") if h]
+_extra_hosts = env.string("EXTRA_ALLOWED_HOSTS") or ""
+ALLOWED_HOSTS += [h.strip() for h in _extra_hosts.split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
 
 # Behind nginx (or any proxy that sets these headers and strips client copies).
@@ -59,7 +68,7 @@ if BEHIND_PROXY:
 
 # -- Applications ---------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "accounts.apps.AdminConfig",  # django.contrib.admin, logging in through accounts
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -128,7 +137,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # -- Cache (throttling) ------------------------------------------------------------
-REDIS_URL = env.url("REDIS_URL", None, ("redis", "rediss", "unix"))
+REDIS_URL = env.url("REDIS_URL", None, ("redis", "rediss", "unix"), host_required=False)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -189,6 +198,10 @@ SECURE_SSL_REDIRECT = HTTPS and env.boolean("SECURE_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = env.integer("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.boolean("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env.boolean("SECURE_HSTS_PRELOAD", False)
+# Preloading commits the whole domain and its subdomains to HTTPS for browsers'
+# lifetimes and cannot be undone quickly, so it stays the operator's explicit choice
+# (SECURE_HSTS_PRELOAD=true) and `check --deploy` does not ask for it.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
@@ -214,12 +227,130 @@ STORAGES = {
         "OPTIONS": {"location": MEDIA_ROOT, "base_url": None},
     },
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        "BACKEND": "secushare.staticstorage.StaticStorage"
         if not DEBUG
         else "django.contrib.staticfiles.storage.StaticFilesStorage",
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+
+# -- Blob storage: the local folder or an S3-compatible object store --------------------
+# local keeps the SXF1 blobs under MEDIA_ROOT. s3 keeps them in S3_BUCKET through
+# django-storages' S3Storage (STORAGES["blobs"], its option names): tus uploads become
+# multipart uploads, nothing is collected on a web node's disk, and level 3/4 ciphertext is
+# handed out as presigned URLs valid for S3_PRESIGN_SECONDS. README.md, "Storage on S3",
+# has the values for AWS S3, MinIO, Garage and Ceph RGW.
+STORAGE_BACKEND = env.choice("STORAGE_BACKEND", "local", ("local", "s3"))
+S3_PRESIGN_SECONDS = env.integer("S3_PRESIGN_SECONDS", 300, minimum=10, maximum=7 * 24 * 3600)
+if STORAGE_BACKEND == "s3":
+    import re as _re
+
+    S3_BUCKET = env.string("S3_BUCKET")
+    if not S3_BUCKET:
+        raise ImproperlyConfigured(
+            "STORAGE_BACKEND=s3 needs S3_BUCKET, the name of an existing bucket."
+        )
+    if not _re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", S3_BUCKET):
+        raise ImproperlyConfigured(
+            f"S3_BUCKET must be a bucket name (3 to 63 lower-case letters, digits, dots and "
+            f"hyphens), not {S3_BUCKET!r}."
+        )
+    S3_ENDPOINT_URL = env.url("S3_ENDPOINT_URL", None, ("http", "https"))
+    if S3_ENDPOINT_URL:
+        S3_ENDPOINT_URL = S3_ENDPOINT_URL.rstrip("/")
+        if urlsplit(S3_ENDPOINT_URL).path or urlsplit(S3_ENDPOINT_URL).query:
+            raise ImproperlyConfigured(
+                f"S3_ENDPOINT_URL must be the store's address without a path or bucket, like "
+                f"https://s3.example.com:9000, not {S3_ENDPOINT_URL!r}."
+            )
+    # AWS needs the bucket's region; other stores mostly accept us-east-1 (Garage: its
+    # s3_region, "garage" unless configured otherwise).
+    S3_REGION = env.string("S3_REGION", "us-east-1" if S3_ENDPOINT_URL else None)
+    if not S3_REGION:
+        raise ImproperlyConfigured(
+            "S3_REGION is required for AWS S3 (S3_ENDPOINT_URL unset): the bucket's region, "
+            "like eu-central-1."
+        )
+    if not _re.fullmatch(r"[A-Za-z0-9_-]{1,64}", S3_REGION):
+        raise ImproperlyConfigured(f"S3_REGION must be a region name, not {S3_REGION!r}.")
+    S3_ADDRESSING_STYLE = env.choice(
+        "S3_ADDRESSING_STYLE", "path" if S3_ENDPOINT_URL else "virtual", ("path", "virtual")
+    )
+    S3_ACCESS_KEY_ID = env.string("S3_ACCESS_KEY_ID")
+    S3_SECRET_ACCESS_KEY = env.string("S3_SECRET_ACCESS_KEY")
+    if bool(S3_ACCESS_KEY_ID) != bool(S3_SECRET_ACCESS_KEY):
+        raise ImproperlyConfigured(
+            "Set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY (or their _FILE variants), "
+            "or neither."
+        )
+    if S3_ENDPOINT_URL and not S3_ACCESS_KEY_ID:
+        raise ImproperlyConfigured(
+            "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY are required with S3_ENDPOINT_URL "
+            "(only AWS can supply credentials from an instance role)."
+        )
+    STORAGES["blobs"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": S3_ENDPOINT_URL,
+            "region_name": S3_REGION,
+            "addressing_style": S3_ADDRESSING_STYLE,
+            "access_key": S3_ACCESS_KEY_ID,
+            "secret_key": S3_SECRET_ACCESS_KEY,
+            "signature_version": "s3v4",
+            "querystring_expire": S3_PRESIGN_SECONDS,
+            "file_overwrite": True,
+        },
+    }
+    # The browser fetches level 3/4 ciphertext from presigned URLs on this origin (the
+    # bucket needs a CORS rule for SITE_URL; see README.md).
+    if S3_ENDPOINT_URL:
+        _s3 = urlsplit(S3_ENDPOINT_URL)
+        _host = _s3.netloc if S3_ADDRESSING_STYLE == "path" else f"{S3_BUCKET}.{_s3.netloc}"
+        S3_ORIGIN = f"{_s3.scheme}://{_host}"
+    else:
+        _aws = "s3.amazonaws.com" if S3_REGION == "us-east-1" else f"s3.{S3_REGION}.amazonaws.com"
+        S3_ORIGIN = f"https://{_aws if S3_ADDRESSING_STYLE == 'path' else f'{S3_BUCKET}.{_aws}'}"
+    CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+        "connect-src 'self'", f"connect-src 'self' {S3_ORIGIN}", 1
+    )
+# Behind nginx: the internal location that serves MEDIA_ROOT (deploy/nginx.conf), e.g.
+# "/_protected/blobs/". Level 3/4 ciphertext is then sent by nginx (X-Accel-Redirect).
+ACCEL_REDIRECT_PREFIX = env.string("ACCEL_REDIRECT_PREFIX") or ""
+if ACCEL_REDIRECT_PREFIX and not (
+    ACCEL_REDIRECT_PREFIX.startswith("/") and ACCEL_REDIRECT_PREFIX.endswith("/")
+):
+    raise ImproperlyConfigured(
+        f"ACCEL_REDIRECT_PREFIX must be a path that starts and ends with a slash, like "
+        f"/_protected/blobs/, not {ACCEL_REDIRECT_PREFIX!r}."
+    )
+
+# -- Server master keys (wrap the delivery keys of levels 1 and 2) ---------------------
+# "id:base64url-of-32-bytes", several separated by commas; the first wraps new
+# deliveries, the others are still read (rotation: `manage.py rotate_master_key`).
+MASTER_KEYS_SPEC = env.string("MASTER_KEYS")
+if MASTER_KEYS_SPEC is None:
+    if not (DEBUG or EMBEDDED):
+        raise ImproperlyConfigured(
+            "MASTER_KEYS (or MASTER_KEYS_FILE) is required when DEBUG is off and "
+            "DATABASE_URL is set. Generate one with: python manage.py generate_master_key"
+        )
+    MASTER_KEYS_SPEC = env.generated_master_key(DATA_DIR / "master_keys")
+MASTER_KEYS = env.master_keys("MASTER_KEYS", MASTER_KEYS_SPEC)
+
+# -- Deliveries ----------------------------------------------------------------------
+DELIVERY_DEFAULT_DAYS = env.integer("DELIVERY_DEFAULT_DAYS", 14, minimum=1)
+DELIVERY_MAX_DAYS = env.integer("DELIVERY_MAX_DAYS", 90, minimum=1)
+if DELIVERY_DEFAULT_DAYS > DELIVERY_MAX_DAYS:
+    raise ImproperlyConfigured("DELIVERY_DEFAULT_DAYS cannot be larger than DELIVERY_MAX_DAYS.")
+MAX_FILE_SIZE = env.integer("MAX_FILE_SIZE", 50 * 1024**3, minimum=1)
+MAX_FILES_PER_DELIVERY = env.integer("MAX_FILES_PER_DELIVERY", 200, minimum=1)
+MAX_RECIPIENTS = env.integer("MAX_RECIPIENTS", 50, minimum=1)
+USER_QUOTA = env.integer("USER_QUOTA", 200 * 1024**3, minimum=1)
+# Largest body of one tus PATCH request; nginx's client_max_body_size must allow it.
+TUS_MAX_CHUNK = env.integer("TUS_MAX_CHUNK", 64 * 1024**2, minimum=64 * 1024)
+# Unfinished uploads untouched for this long are removed.
+UPLOAD_EXPIRY_HOURS = env.integer("UPLOAD_EXPIRY_HOURS", 24, minimum=1)
 
 # -- Mail ----------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", f"{SITE_NAME} <noreply@{_site.hostname}>")
@@ -230,16 +361,17 @@ if EMAIL_HOST:
     EMAIL_PORT = env.integer("EMAIL_PORT", 587, minimum=1, maximum=65535)
     EMAIL_HOST_USER = env.string("EMAIL_HOST_USER", "")
     EMAIL_HOST_PASSWORD = env.string("EMAIL_HOST_PASSWORD", "")
-    EMAIL_USE_TLS = env.boolean("EMAIL_USE_TLS", EMAIL_PORT == 587)
     EMAIL_USE_SSL = env.boolean("EMAIL_USE_SSL", EMAIL_PORT == 465)
+    EMAIL_USE_TLS = env.boolean("EMAIL_USE_TLS", EMAIL_PORT == 587 and not EMAIL_USE_SSL)
     if EMAIL_USE_TLS and EMAIL_USE_SSL:
         raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be true.")
     EMAIL_TIMEOUT = env.integer("EMAIL_TIMEOUT", 30, minimum=1)
 else:
     EMAIL_BACKEND = "outbox.backends.ConsoleAndFileBackend"
-    EMAIL_FILE_PATH = DATA_DIR / "mail"
+    EMAIL_FILE_PATH = Path(env.string("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))).resolve()
 OUTBOX_MAX_ATTEMPTS = env.integer("OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
-# A row being sent for longer than this is taken to be stuck and is sent again.
+# A mail sending for longer than this (its worker died), or waiting this long past
+# its time (its task message was lost), is queued again by the sweep.
 OUTBOX_STUCK_SECONDS = env.integer("OUTBOX_STUCK_SECONDS", 300, minimum=10)
 
 # -- Background jobs ---------------------------------------------------------------
@@ -255,6 +387,8 @@ else:
         "data_folder_in": str(_queue / "queue"),
         "data_folder_out": str(_queue / "queue"),
         "processed_folder": str(_queue / "processed"),
+        # Kombu's default is ./control, a folder in whatever directory the process started in.
+        "control_folder": str(_queue / "control"),
         "store_processed": False,
     }
 CELERY_TASK_SERIALIZER = "json"
@@ -269,7 +403,15 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "outbox.tasks.sweep_outbox", "schedule": 60.0},
+    "expire-deliveries": {"task": "deliveries.tasks.expire_deliveries", "schedule": 5 * 60.0},
+    "remove-abandoned-uploads": {
+        "task": "deliveries.tasks.remove_abandoned_uploads",
+        "schedule": 15 * 60.0,
+    },
+    "remind-expiring": {"task": "deliveries.reminders.remind_expiring", "schedule": 60 * 60.0},
 }
+# Task modules that autodiscovery (which finds only tasks.py) does not load.
+CELERY_IMPORTS = ["deliveries.reminders"]
 
 # -- Logging -------------------------------------------------------------------
 LOG_LEVEL = env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -277,9 +419,20 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_tokens": {"()": "secushare.logs.RedactTokensFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
 os.makedirs(DATA_DIR, exist_ok=True)
+os.makedirs(STATIC_ROOT, exist_ok=True)
+if not REDIS_URL:
+    for _folder in ("queue", "processed", "control"):
+        os.makedirs(DATA_DIR / "broker" / _folder, exist_ok=True)

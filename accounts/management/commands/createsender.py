@@ -1,6 +1,7 @@
 import getpass
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -22,7 +23,12 @@ class Command(BaseCommand):
             type=Path,
             help="read the password from this file (first line) instead of asking",
         )
-        parser.add_argument("--language", choices=["de", "en"], default="en")
+        parser.add_argument(
+            "--language",
+            choices=[code for code, _name in settings.LANGUAGES],
+            default=settings.LANGUAGE_CODE,
+            help="language of the pages and mails (default: %(default)s)",
+        )
         parser.add_argument("--admin", action="store_true", help="also make an administrator")
 
     def handle(self, *args, email, name, password_file, language, admin, **options):
@@ -53,7 +59,7 @@ class Command(BaseCommand):
             except OSError as e:
                 raise CommandError(f"Cannot read {password_file}: {e.strerror}") from None
             if not lines or not lines[0]:
-                raise CommandError(f"{password_file} is empty.")
+                raise CommandError(f"The first line of {password_file} holds no password.")
             return lines[0]
         first = getpass.getpass("Password: ")
         if first != getpass.getpass("Password (again): "):

@@ -63,6 +63,8 @@ class Command(BaseCommand):
                     f"{host}:{port}",
                     "--access-logfile",
                     "-",
+                    "--logger-class",
+                    "secushare.logs.AccessLogger",
                     "--timeout",
                     "120",
                     "--graceful-timeout",

@@ -1,0 +1,138 @@
+"""``make bench`` (``python -m bench``): SecuShare held against nginx itself, on loopback.
+
+Prints one table. Every ratio compares two things measured alternately in the same run, so
+it holds on a busy machine where absolute figures do not. Sizes come from the environment:
+
+  BENCH_SIZE_MB        transfers in the ratio rows                    default 256
+  BENCH_CRYPTO_MB      buffer decrypted in the crypto row             default 128
+  BENCH_MEMORY_MB      upload and download of the memory row          default 2048
+  BENCH_SLOW_CLIENTS   concurrent slow downloads                      default 100
+  BENCH_SLOW_MB        size of each slow download                     default 8
+  BENCH_SLOW_KBPS      KiB per second each slow client reads          default 1024
+  BENCH_BROWSER_MB     small and large file of the browser rows       default 256,1024
+  BENCH_ROUNDS         repetitions of each side of a ratio            default 3
+  BENCH_PORTS          loopback port range to use, like 18000-18099   default: any free
+  BENCH_KEEP           keep the temporary folder (logs) when set
+
+``--quick`` runs everything small and skips the browser (a smoke test, seconds long).
+"""
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from bench.nginx import nginx_binary
+from bench.table import MIB, Row, render
+
+BROWSER_TARGET = ">= 0.3; memory flat"
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"{name} must be a whole number of at least 1, not {raw!r}.")
+    return int(raw)
+
+
+def _browser_sizes(default: tuple[int, int]) -> tuple[int, int]:
+    raw = os.environ.get("BENCH_BROWSER_MB", "").strip()
+    if not raw:
+        return default
+    try:
+        small, large = (int(part) for part in raw.split(","))
+    except ValueError:
+        raise SystemExit(f"BENCH_BROWSER_MB must be two sizes like 256,1024, not {raw!r}.") from None
+    return small * MIB, large * MIB
+
+
+def _header(quick: bool) -> str:
+    nginx = subprocess.run([nginx_binary(), "-v"], capture_output=True, text=True).stderr.strip()
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo", encoding="utf-8")  # noqa: SIM115
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"SecuShare benchmark{' (--quick)' if quick else ''}, {time.strftime('%Y-%m-%d %H:%M')}: "
+        f"{os.cpu_count()} CPUs ({cpu}), load {load} at the start; "
+        f"{nginx.replace('nginx version: ', '')}; Python {platform.python_version()}.\n"
+        "Loopback only. Ratios = SecuShare / baseline, both measured alternately in this run "
+        "(medians); absolute figures depend on the machine and its load."
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, no browser")
+    args = parser.parse_args(argv)
+    if nginx_binary() is None:
+        print("The benchmark needs nginx: apt-get install -y nginx-light", file=sys.stderr)
+        return 2
+    if os.environ.get("BENCH_PORTS"):
+        os.environ["SECUSHARE_TEST_PORTS"] = os.environ["BENCH_PORTS"]
+
+    from bench.measure import Settings
+
+    q = args.quick
+    settings = Settings(
+        size=_int("BENCH_SIZE_MB", 8 if q else 256) * MIB,
+        crypto=_int("BENCH_CRYPTO_MB", 8 if q else 128) * MIB,
+        memory=_int("BENCH_MEMORY_MB", 32 if q else 2048) * MIB,
+        slow_clients=_int("BENCH_SLOW_CLIENTS", 10 if q else 100),
+        slow_size=_int("BENCH_SLOW_MB", 1 if q else 8) * MIB,
+        slow_rate=_int("BENCH_SLOW_KBPS", 1024) * 1024,
+        rounds=_int("BENCH_ROUNDS", 1 if q else 3),
+        chunk=64 * MIB,
+    )
+    browser_sizes = _browser_sizes((256 * MIB, 1024 * MIB))
+    header = _header(q)
+    print(header.splitlines()[0], flush=True)
+
+    from bench.stack import Stack
+
+    started = time.monotonic()
+    with Stack() as stack:
+        stack.setup_django()
+        from django.conf import settings as django_settings
+
+        settings.chunk = django_settings.TUS_MAX_CHUNK
+        stack.prepare(collect_static=not q)
+        stack.start()
+        from bench import measure
+
+        rows: list[Row] = []
+
+        def step(name, function, *a):
+            print(f"  measuring: {name} ...", flush=True)
+            result = function(*a)
+            rows.extend(result if isinstance(result, tuple | list) else [result])
+
+        step("tus upload and level 1 download", measure.uploads_and_level1_downloads, stack, settings)
+        step("level 3 via X-Accel-Redirect", measure.level3_accel, stack, settings)
+        step("SXF1 decryption", measure.decryption, settings)
+        step("memory", measure.memory, stack, settings)
+        step("slow downloads", measure.slow_downloads, stack, settings)
+        if q:
+            for what in ("level 3 upload in Chromium", "level 3 download in Chromium"):
+                rows.append(Row.not_measured(what, BROWSER_TARGET, "--quick skips the browser"))
+        else:
+            from bench import browser
+
+            step("browser", browser.rows, stack, browser_sizes)
+    print()
+    print(render(rows, header))
+    print(f"\n({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Compile the committed .po files into .mo files, without needing GNU gettext.
+
+``make run`` and ``make test`` call this, so a fresh machine needs no msgfmt.
+"""
+
+from pathlib import Path
+
+import polib
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Compile locale/*/LC_MESSAGES/*.po into .mo files (pure Python)."
+
+    def handle(self, *args, **options):
+        count = 0
+        for folder in settings.LOCALE_PATHS:
+            for po_path in sorted(Path(folder).glob("*/LC_MESSAGES/*.po")):
+                mo_path = po_path.with_suffix(".mo")
+                if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+                    continue
+                polib.pofile(str(po_path)).save_as_mofile(str(mo_path))
+                count += 1
+        if options["verbosity"] > 1:
+            self.stdout.write(f"Compiled {count} translation files.")

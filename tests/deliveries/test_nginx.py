@@ -1,0 +1,173 @@
+"""SecuShare behind Debian's nginx, started on loopback with the shipped deploy/nginx.conf
+(bench.nginx makes the loopback changes: no TLS, the live server as upstream, tmp folders)."""
+
+import base64
+import io
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+import requests
+
+from accounts.tokens import issue_token
+from bench.nginx import Nginx, free_port, main_config, nginx_binary, site_config
+from deliveries.models import DeliveryFile
+from secupass import sxf
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RITA = "rita@example.org"
+HASHED_CSS = "css/app.0123456789ab.css"
+OFFSET_STREAM = "application/offset+octet-stream"
+
+
+@dataclass
+class Proxy:
+    url: str
+    port: int
+    nginx: Nginx
+    static_root: Path
+    log: Path
+
+    def access_log(self) -> str:
+        return self.log.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def proxy(live_server, make_delivery, settings, tmp_path):
+    """nginx on a free loopback port in front of the live server."""
+    if nginx_binary() is None:
+        pytest.fail("nginx is not installed; run: apt-get install -y nginx-light")
+    media_root = Path(settings.MEDIA_ROOT)  # make_delivery's
+    media_root.mkdir(parents=True, exist_ok=True)
+    static_root = tmp_path / "static"
+    (static_root / "css").mkdir(parents=True)
+    (static_root / HASHED_CSS).write_text("main { margin: 0 }\n")
+    (static_root / "css" / "app.css").write_text("main { margin: 1em }\n")
+    workdir = tmp_path / "nginx"
+    workdir.mkdir()
+    port = free_port()
+    live = urlsplit(live_server.url)
+    site = site_config(
+        port=port,
+        upstream=f"127.0.0.1:{live.port}",
+        static_root=static_root,
+        media_root=media_root,
+        log_dir=workdir,
+    )
+    with Nginx(workdir, main_config(workdir, site), [port]) as nginx:
+        yield Proxy(
+            url=f"http://127.0.0.1:{port}",
+            port=port,
+            nginx=nginx,
+            static_root=static_root,
+            log=workdir / "secushare.access.log",
+        )
+
+
+def test_a_level_1_download_streams_through_nginx_whole_and_in_ranges(proxy, make_delivery):
+    data = os.urandom(3 * 1024 * 1024 + 4321)
+    made = make_delivery(files={"figures.bin": data})
+    token = made.tokens[RITA]
+    browser = requests.Session()
+
+    landing = browser.get(f"{proxy.url}/d/{token}")
+    assert landing.status_code == 200
+    opened = browser.post(f"{proxy.url}/api/v1/receive", json={"token": token, "email": RITA})
+    assert opened.status_code == 200, opened.text
+    url = opened.json()["files"][0]["url"]
+    assert url.startswith(proxy.url + "/")  # the app saw the Host the client used
+
+    whole = browser.get(url)
+    assert whole.status_code == 200
+    assert whole.content == data
+    assert whole.headers["Content-Length"] == str(len(data))
+    assert whole.headers["X-Content-Type-Options"] == "nosniff"
+    assert whole.headers["Content-Disposition"].startswith("attachment")
+
+    part = browser.get(url, headers={"Range": "bytes=1000000-2099999"})
+    assert part.status_code == 206
+    assert part.headers["Content-Range"] == f"bytes 1000000-2099999/{len(data)}"
+    assert part.content == data[1000000:2100000]
+
+    log = proxy.access_log()
+    assert token not in log
+    assert '"GET /d/[redacted] HTTP/1.1" 200' in log
+    assert re.search(r'"GET /r/[0-9a-f-]+/files/[0-9a-f-]+ HTTP/1.1" 206 1100000 ', log)
+
+
+def _metadata(**values) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+def test_a_tus_chunk_far_above_nginx_default_body_limit_reaches_the_app(
+    proxy, make_delivery, sender, settings
+):
+    draft = make_delivery(files={}, sent=False)
+    auth = {"Authorization": f"Bearer {issue_token(sender, 'nginx')[1]}", "Tus-Resumable": "1.0.0"}
+    plaintext = os.urandom(5 * 1024 * 1024)  # nginx's own default limit is 1 MiB
+    created = requests.post(
+        f"{proxy.url}/api/v1/uploads/",
+        headers={
+            **auth,
+            "Upload-Length": str(sxf.blob_length(len(plaintext))),
+            "Upload-Metadata": _metadata(
+                delivery=str(draft.delivery.id), filename="big.bin", size=str(len(plaintext))
+            ),
+        },
+    )
+    assert created.status_code == 201, created.text
+    url = urljoin(proxy.url, created.headers["Location"])
+    file_id = url.rsplit("/", 1)[1]
+    encryptor = sxf.Encryptor(draft.key, draft.delivery.id, file_id, len(plaintext))
+    blob = b"".join(encryptor.encrypt_stream(io.BytesIO(plaintext)))
+
+    patched = requests.patch(
+        url,
+        data=blob,
+        headers={**auth, "Upload-Offset": "0", "Content-Type": OFFSET_STREAM},
+    )
+    assert patched.status_code == 204, patched.text
+    assert patched.headers["Upload-Offset"] == str(len(blob))
+    f = DeliveryFile.objects.get(pk=file_id)
+    assert f.state != DeliveryFile.State.UPLOADING
+    assert f.offset == len(blob)
+    assert (Path(settings.MEDIA_ROOT) / f.storage_name).read_bytes() == blob
+
+
+def test_a_body_above_the_tus_chunk_limit_is_refused_before_it_is_sent(proxy, settings):
+    too_large = settings.TUS_MAX_CHUNK + 1
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
+        s.sendall(
+            (
+                f"PATCH /api/v1/uploads/{'0' * 32} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Type: {OFFSET_STREAM}\r\nContent-Length: {too_large}\r\n\r\n"
+            ).encode()
+        )
+        status_line = s.makefile("rb").readline()
+    assert status_line.startswith(b"HTTP/1.1 413")
+
+
+def test_static_files_come_from_nginx_with_long_caching_only_for_hashed_names(proxy):
+    hashed = requests.get(f"{proxy.url}/static/{HASHED_CSS}")
+    assert hashed.status_code == 200
+    assert hashed.text == "main { margin: 0 }\n"  # a file only nginx's folder has
+    assert hashed.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert hashed.headers["Content-Type"] == "text/css"
+    assert hashed.headers["X-Content-Type-Options"] == "nosniff"
+
+    plain = requests.get(f"{proxy.url}/static/css/app.css")
+    assert plain.text == "main { margin: 1em }\n"
+    assert plain.headers["Cache-Control"] == "no-cache"
+    assert "immutable" not in plain.headers["Cache-Control"]
+
+
+def test_the_blob_folder_cannot_be_reached_from_outside(proxy, make_delivery):
+    made = make_delivery()
+    name = next(iter(made.files.values())).storage_name
+    response = requests.get(f"{proxy.url}/_protected/blobs/{name}")
+    assert response.status_code == 404
