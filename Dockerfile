@@ -24,6 +24,6 @@ RUN mkdir -p /data && chown secushare /data \
 USER secushare
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"
+    CMD ["python", "-m", "secushare.healthcheck"]
 CMD ["gunicorn", "secushare.wsgi", "--worker-class", "gthread", "--workers", "4", "--threads", "8", \
      "--bind", "0.0.0.0:8000", "--logger-class", "secushare.logs.AccessLogger", "--access-logfile", "-"]

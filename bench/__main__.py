@@ -27,8 +27,6 @@ import time
 from bench.nginx import nginx_binary
 from bench.table import MIB, Row, render
 
-BROWSER_TARGET = ">= 0.3; memory flat"
-
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
@@ -46,7 +44,9 @@ def _browser_sizes(default: tuple[int, int]) -> tuple[int, int]:
     try:
         small, large = (int(part) for part in raw.split(","))
     except ValueError:
-        raise SystemExit(f"BENCH_BROWSER_MB must be two sizes like 256,1024, not {raw!r}.") from None
+        raise SystemExit(
+            f"BENCH_BROWSER_MB must be two sizes like 256,1024, not {raw!r}."
+        ) from None
     return small * MIB, large * MIB
 
 
@@ -112,21 +112,28 @@ def main(argv=None) -> int:
         rows: list[Row] = []
 
         def step(name, function, *a):
+            """Measure one group of rows; a failure becomes a row, the others still run."""
             print(f"  measuring: {name} ...", flush=True)
-            result = function(*a)
+            try:
+                result = function(*a)
+            except Exception as e:  # reported in the table, with its reason
+                result = Row.not_measured(name, "-", f"it failed: {type(e).__name__}: {e}")
             rows.extend(result if isinstance(result, tuple | list) else [result])
 
-        step("tus upload and level 1 download", measure.uploads_and_level1_downloads, stack, settings)
+        step(
+            "tus upload and level 1 download", measure.uploads_and_level1_downloads, stack, settings
+        )
         step("level 3 via X-Accel-Redirect", measure.level3_accel, stack, settings)
         step("SXF1 decryption", measure.decryption, settings)
         step("memory", measure.memory, stack, settings)
         step("slow downloads", measure.slow_downloads, stack, settings)
-        if q:
-            for what in ("level 3 upload in Chromium", "level 3 download in Chromium"):
-                rows.append(Row.not_measured(what, BROWSER_TARGET, "--quick skips the browser"))
-        else:
-            from bench import browser
+        from bench import browser
 
+        if q:
+            for direction in ("up", "down"):
+                what = browser.what(direction, *browser_sizes)
+                rows.append(Row.not_measured(what, browser.TARGET_TEXT, "--quick skips it"))
+        else:
             step("browser", browser.rows, stack, browser_sizes)
     print()
     print(render(rows, header))

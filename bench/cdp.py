@@ -6,6 +6,7 @@ as people use it. This client enables nothing it does not need: it navigates, ev
 JavaScript and sets files on an input, and the pages do the rest.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -59,7 +60,7 @@ class Browser:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=child_fds,  # noqa: PLW1509 (no other threads run yet)
+            preexec_fn=child_fds,  # before any thread of this object starts
             close_fds=False,
         )
         os.close(to_browser_r)
@@ -92,8 +93,13 @@ class Browser:
                         self._answers[message["id"]] = message
                         self._arrived.notify_all()
 
-    def send(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = 120) -> dict:
+    def send(
+        self,
+        method: str,
+        params: dict | None = None,
+        session: str | None = None,
+        timeout: float = 120,
+    ) -> dict:
         with self._lock:
             self._next += 1
             ident = self._next
@@ -129,20 +135,16 @@ class Browser:
         return [self.process.pid, *_descendants(self.process.pid)]
 
     def close(self):
-        try:
+        with contextlib.suppress(CDPError):
             self.send("Browser.close", timeout=10)
-        except CDPError:
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
         for fd in (self._to_browser, self._from_browser):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
@@ -187,8 +189,10 @@ class Page:
         raise CDPError(f"timed out waiting for {condition}" + (f" ({last})" if last else ""))
 
     def goto(self, url: str, ready: str = "document.readyState === 'complete'"):
+        """Open ``url`` (redirects are followed) and wait until ``ready`` holds there."""
+        self.evaluate("window.__benchLeaving = true")
         self.send("Page.navigate", {"url": url})
-        self.wait_for(f"location.href === {json.dumps(url)} && {ready}")
+        self.wait_for(f"!window.__benchLeaving && ({ready})")
 
     def set_files(self, selector: str, paths: list[str]) -> None:
         root = self.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]

@@ -57,7 +57,8 @@ class Client:
         pace: float | None = None,
     ) -> Response:
         """Send one request; ``body`` is bytes, a file slice (sent with sendfile) or an
-        iterable of bytes with ``length`` given. ``pace`` (bytes per second) reads the answer slowly."""
+        iterable of bytes with ``length`` given. ``pace`` (bytes per second) reads the
+        answer slowly, through a receive buffer of ``rcvbuf`` bytes."""
         headers = {"Host": f"{self.host}:{self.port}", "Connection": "close", **(headers or {})}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())

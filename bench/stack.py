@@ -30,11 +30,7 @@ KEEP_PREFIXES = ("PLAYWRIGHT",)
 
 
 def clean_environment(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k in KEEP_ENV or k.startswith(KEEP_PREFIXES)
-    }
+    env = {k: v for k, v in os.environ.items() if k in KEEP_ENV or k.startswith(KEEP_PREFIXES)}
     env.update(extra)
     return env
 
@@ -87,9 +83,7 @@ class Stack:
             call_command("collectstatic", verbosity=0, interactive=False)
         password_file = self.tmp / "password"
         password_file.write_text(PASSWORD + "\n")
-        call_command(
-            "createsender", SENDER, password_file=password_file, stdout=StringIO()
-        )
+        call_command("createsender", SENDER, password_file=password_file, stdout=StringIO())
         out = StringIO()
         call_command("create_api_token", SENDER, name="benchmark", stdout=out)
         self.token = out.getvalue().split()[-1]

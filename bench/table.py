@@ -1,5 +1,6 @@
 """The one table ``make bench`` prints."""
 
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -26,6 +27,11 @@ def rate(size: int, seconds: float) -> str:
 
 def sizes(size: int) -> str:
     return f"{size / MIB:,.0f} MiB" if size >= MIB else f"{size / 1024:,.0f} KiB"
+
+
+def ratio(value: float) -> str:
+    """Two decimals, rounded down: a ratio shown as the target has reached it."""
+    return f"{math.floor(value * 100) / 100:.2f}"
 
 
 def median(values) -> float:

@@ -291,6 +291,9 @@ def api_view(request):
     return response
 
 
+api_view.http_methods = ("GET", "POST")
+
+
 def js_strings() -> dict:
     """Every sentence approvals.js may show, in the page's language ({…} filled in by it)."""
     return {

@@ -16,13 +16,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 
-from deliveries.forms import MAX_DOWNLOAD_LIMIT
+from deliveries.forms import AVAILABLE_LEVELS, MAX_DOWNLOAD_LIMIT
 from deliveries.models import Delivery
 
-# Levels this page's script can send: the server keeps the key (levels 1 and 2). Levels 3
-# and 4 need the sender's SecuPass key, the recipients' public keys, the manifest and the
-# signature in compose.js; until then the page shows them as coming soon.
-AVAILABLE_LEVELS = (Delivery.Level.ADDRESS, Delivery.Level.ACCOUNT)
+# All four levels: compose.js sends 1 and 2 with the delivery key, 3 and 4 with key entries,
+# the manifest and the signature made in static/js/compose_e2e.js.
 
 LEVEL_EXPLANATIONS = {
     Delivery.Level.ADDRESS: gettext_lazy(

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
+from secupass.openapi import KEY_PATHS
+
 VERSION = "1.0.0"
 
 _ERROR = {"$ref": "#/components/responses/Error"}
@@ -119,13 +121,46 @@ PATHS = {
             "Send a draft",
             "Levels 1 and 2 hand over the delivery key (32 bytes, unpadded base64url); the "
             "server checks every uploaded blob, keeps the key only wrapped under its master "
-            "key, and mails each recipient a personal link.",
+            "key, and mails each recipient a personal link. Levels 3 and 4 never hand over "
+            "the key: the client sends p256 key entries (one for the sender's own key, one "
+            "per approved recipient key), the encrypted manifest and the sender's signature "
+            "(DESIGN.md section 4); level 3 also the SHA-256 of the message.",
             {
                 "schema": {
-                    "type": "object",
-                    "properties": {
-                        "delivery_key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"}
-                    },
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "required": ["delivery_key"],
+                            "properties": {
+                                "delivery_key": {
+                                    "type": "string",
+                                    "pattern": "^[A-Za-z0-9_-]{43}$",
+                                }
+                            },
+                        },
+                        {
+                            "type": "object",
+                            "required": ["entries", "manifest", "signature"],
+                            "properties": {
+                                "entries": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["kind", "key_id", "eph", "ct"],
+                                        "properties": {
+                                            "kind": {"const": "p256"},
+                                            "key_id": {"type": "string", "format": "uuid"},
+                                            "eph": {"type": "string"},
+                                            "ct": {"type": "string"},
+                                        },
+                                    },
+                                },
+                                "manifest": {"type": "string"},
+                                "signature": {"type": "string"},
+                                "message_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                            },
+                        },
+                    ]
                 }
             },
         )
@@ -458,7 +493,8 @@ SCHEMAS = {
                     },
                 },
             },
-            "zip_url": {"type": "string"},
+            "zip_url": {"type": ["string", "null"]},
+            "e2e_url": {"type": "string"},
         },
     },
 }
@@ -479,7 +515,7 @@ def document() -> dict:
         },
         "servers": [{"url": settings.SITE_URL}],
         "security": [{"bearer": []}, {"session": []}],
-        "paths": PATHS,
+        "paths": {**PATHS, **KEY_PATHS},
         "components": {
             "securitySchemes": {
                 "bearer": {

@@ -61,6 +61,10 @@ def _payload(request, recipient: Recipient) -> dict:
     def url(name, **kwargs):
         return request.build_absolute_uri(reverse(name, kwargs={"rid": recipient.pk, **kwargs}))
 
+    e2e = not delivery.server_holds_key
+    # Levels 1-2: the server decrypts (files, ZIP). Levels 3-4: ciphertext only, the
+    # client decrypts with what e2e_url gives it; there is no ZIP.
+    file_route = "receive:blob" if e2e else "receive:file"
     payload = {
         "delivery": {
             "id": str(delivery.id),
@@ -78,14 +82,13 @@ def _payload(request, recipient: Recipient) -> dict:
                 "name": f.name,
                 "size": f.size,
                 "content_type": f.content_type,
-                "url": url("receive:file", file_id=f.id),
+                "url": url(file_route, file_id=f.id),
             }
             for f in files
         ],
-        "zip_url": url("receive:zip"),
+        "zip_url": None if e2e else url("receive:zip"),
     }
-    if not delivery.server_holds_key:
-        # Levels 3 and 4: the client decrypts; keys, manifest and ciphertext URLs are there.
+    if e2e:
         payload["e2e_url"] = url("receive:e2e")
     return payload
 

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import reverse
@@ -34,6 +34,7 @@ from django.views.decorators.http import (
 )
 
 from deliveries import audit
+from deliveries.accel import accel_enabled, accel_response
 from deliveries.downloads import (
     PIECE,
     UNSATISFIABLE,
@@ -49,7 +50,7 @@ from deliveries.downloads import (
 from deliveries.models import AuditEvent, Delivery, DeliveryFile, Download, KeyEntry, Recipient
 from deliveries.receive_access import gone, not_found, recipient_view, resolve
 from deliveries.receive_e2e_strings import page_strings
-from deliveries.storage import StoreError
+from deliveries.storage import StoreError, blob_store
 from outbox.services import queue_mail
 from secupass import sxf
 from secupass.models import UserKey
@@ -283,7 +284,8 @@ def blob(request, access, file_id):
 
     Counted against the download limit like a download; a range that continues a fetch
     counted in the last day is not counted again. The audit event is written when the
-    browser reports the file decrypted and verified (:func:`downloaded`).
+    browser reports the file decrypted and verified (:func:`downloaded`). Behind nginx
+    (ACCEL_REDIRECT_PREFIX) the bytes go out through X-Accel-Redirect (deliveries.accel).
     """
     recipient, delivery = access.recipient, access.delivery
     if not access.ready or delivery.server_holds_key:
@@ -291,6 +293,10 @@ def blob(request, access, file_id):
     f = delivery.files.exclude(state=DeliveryFile.State.UPLOADING).filter(pk=file_id).first()
     if f is None or reader_entry(delivery, reader_key(request.user)) is None:
         return not_found(request)
+    if request.method == "GET":
+        url = blob_store().presigned_url(f.storage_name, f"{f.id}.sxf", settings.S3_PRESIGN_SECONDS)
+        if url is not None:
+            return _to_store(request, recipient, f, url)
     etag, last_modified = _validators(f)
     wanted = parse_range(request.headers.get("Range"), f.blob_size)
     if_range = request.headers.get("If-Range")
@@ -314,12 +320,21 @@ def blob(request, access, file_id):
             stored = _open_blob(f)
         except (sxf.SXFError, StoreError) as e:
             return _damaged(request, delivery, e)
+        accel = None
+        if accel_enabled():
+            stored.close()  # its header is checked; nginx sends the bytes
+            try:
+                accel = accel_response(f.storage_name, name, f.blob_size)
+            except StoreError as e:
+                return _damaged(request, delivery, e)
         reason = _take(recipient, f, count=count)
         if reason is not None:
             stored.close()
             if reason == "limit":
                 return _limit_reached(request, recipient, [f])
             return gone(request, recipient, reason)
+        if accel is not None:
+            return accel  # nginx answers Range, ETag and Last-Modified itself
         stored.seek(start)
         body = stored if end == f.blob_size - 1 else _Limited(stored, length)
         response = FileResponse(body, status=status, content_type="application/octet-stream")
@@ -330,6 +345,25 @@ def blob(request, access, file_id):
     response["Last-Modified"] = last_modified
     if wanted:
         response["Content-Range"] = f"bytes {start}-{end}/{f.blob_size}"
+    return response
+
+
+def _to_store(request, recipient: Recipient, f: DeliveryFile, url: str):
+    """On S3: count the fetch as :func:`blob` does, then send the browser to a short-lived
+    presigned URL of the object. The store answers Range and If-Range itself (the bucket's
+    CORS rule lets the page read the answer)."""
+    wanted = parse_range(request.headers.get("Range"), f.blob_size)
+    start = wanted[0] if isinstance(wanted, tuple) else 0
+    count = not (start > 0 and _continues(recipient, f))
+    if count and _exhausted(recipient, [f]):
+        return _limit_reached(request, recipient, [f])
+    reason = _take(recipient, f, count=count)
+    if reason == "limit":
+        return _limit_reached(request, recipient, [f])
+    if reason is not None:
+        return gone(request, recipient, reason)
+    response = HttpResponseRedirect(url)
+    response["Cache-Control"] = "no-store"
     return response
 
 

@@ -88,6 +88,13 @@ def send(delivery: Delivery, *, delivery_key: bytes | None, actor, request=None)
 def go_out(delivery: Delivery, *, actor, request=None) -> None:
     """Mark a locked draft sent, give every recipient a link and queue the mails (all
     levels; call inside the transaction that stored the key entries)."""
+    # Re-checked under the lock: a file added after the checks (tus creation locks the
+    # same row) would otherwise go out unfinished or unverified.
+    ready = [DeliveryFile.State.VERIFIED]
+    if not delivery.server_holds_key:
+        ready.append(DeliveryFile.State.COMPLETE)  # the server cannot authenticate these
+    if delivery.files.exclude(state__in=ready).exists():
+        raise SendError(_("A file was added while sending. Please send again."))
     now = timezone.now()
     delivery.status = Delivery.Status.SENT
     delivery.sent_at = now

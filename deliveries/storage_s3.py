@@ -38,9 +38,8 @@ are numbered from the recorded state, so two writers at once would overwrite eac
 parts. The lease is renewed while the body is read, right before each part is uploaded,
 and the recording UPDATE checks it; ``locked`` is therefore a no-op here.
 
-Reading: ``open`` returns a seekable read-only file doing ranged GETs, with a read-ahead
-window that starts small (a header check reads 80 bytes) and doubles to 8 MiB while the
-reads are sequential, so decrypting with a Range works as on the local disk.
+Reading: ``open`` returns a seekable read-only file over ranged GETs (:class:`S3Reader`),
+read as a stream, so decrypting with a Range works as on the local disk.
 """
 
 import io
@@ -66,8 +65,7 @@ PART_SIZE = 8 * MiB
 MAX_PARTS = 10_000
 PART_BUDGET = 9_000  # full parts a blob may need; the rest is room for shorter ones
 PIECE = MiB  # bytes asked from the request body at a time
-READ_FIRST = 128 * 1024  # the first ranged GET after opening or seeking
-READ_BLOCK = 8 * MiB  # the largest read-ahead
+READ_FIRST = 256 * 1024  # the first ranged GET after opening or seeking
 _TAIL = re.compile(r"^(?P<name>[0-9a-f-]{36}/[0-9a-f-]{36}\.sxf)\.tail/(\d+)-(\d+)$")
 _NAME = re.compile(r"^[0-9a-f-]{36}/[0-9a-f-]{36}\.sxf$")
 _GONE = {"NoSuchKey", "NoSuchUpload", "404", "NotFound", "InvalidPart", "InvalidPartOrder"}
@@ -98,7 +96,16 @@ def client_config(options: dict) -> Config:
 
 
 class S3Reader(io.RawIOBase):
-    """A finished blob as a seekable, read-only binary file over ranged GETs."""
+    """A finished blob as a seekable, read-only binary file over ranged GETs.
+
+    Each GET covers a window of the blob and is read as the caller asks, so only the bytes
+    asked for are in memory. After opening or seeking the window is small (a header check
+    reads 80 bytes); once reading goes on past it, the next GET runs to the end of the blob
+    and is read as a stream (one request per download; closing drops it). A broken or
+    timed-out response is opened again where it stopped.
+    """
+
+    RETRIES = 2
 
     def __init__(self, store: "S3BlobStore", name: str, size: int):
         super().__init__()
@@ -106,9 +113,9 @@ class S3Reader(io.RawIOBase):
         self.name_in_store = name
         self._size = size
         self._pos = 0
-        self._buffer = b""
-        self._buffer_at = 0
-        self._window = READ_FIRST
+        self._body = None  # the open response and the blob positions it covers
+        self._body_at = 0
+        self._body_end = 0
 
     def readable(self) -> bool:
         return True
@@ -134,14 +141,13 @@ class S3Reader(io.RawIOBase):
         wanted = left if size is None or size < 0 else min(size, left)
         pieces = []
         while wanted > 0:
-            at = self._pos - self._buffer_at
-            if not 0 <= at < len(self._buffer):
-                self._fill(wanted)
-                at = 0
-            piece = self._buffer[at : at + wanted]
-            pieces.append(piece)
-            self._pos += len(piece)
-            wanted -= len(piece)
+            if self._body is None or self._body_at != self._pos or self._body_at >= self._body_end:
+                self._open_window(wanted)
+            data = self._read_body(min(wanted, self._body_end - self._body_at))
+            pieces.append(data)
+            self._pos += len(data)
+            self._body_at += len(data)
+            wanted -= len(data)
         return b"".join(pieces)
 
     def readall(self) -> bytes:
@@ -152,15 +158,41 @@ class S3Reader(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
-    def _fill(self, wanted: int) -> None:
-        sequential = self._buffer and self._pos == self._buffer_at + len(self._buffer)
-        self._window = min(self._window * 2, READ_BLOCK) if sequential else READ_FIRST
-        length = min(max(wanted, self._window), self._size - self._pos)
-        self._buffer = self._store.read_range(self.name_in_store, self._pos, length)
-        self._buffer_at = self._pos
+    def _open_window(self, wanted: int) -> None:
+        sequential = self._body is not None and self._body_at == self._pos
+        window = self._size if sequential else READ_FIRST
+        end = min(self._size, self._pos + max(wanted, window))
+        self._open(end)
+
+    def _open(self, end: int) -> None:
+        self._drop()
+        self._body = self._store.get_range(self.name_in_store, self._pos, end - self._pos)
+        self._body_at, self._body_end = self._pos, end
+
+    def _read_body(self, n: int) -> bytes:
+        for attempt in range(self.RETRIES + 1):
+            try:
+                data = self._body.read(n)
+            except BotoCoreError as e:
+                if attempt == self.RETRIES:
+                    raise Unavailable(f"S3 read of {self.name_in_store}: {e}") from e
+                self._open(self._body_end)  # again from where it stopped
+                continue
+            if data:
+                return data
+            if attempt == self.RETRIES:
+                break
+            self._open(self._body_end)
+        raise StoreError(f"{self.name_in_store} ended at {self._pos} of {self._size} bytes")
+
+    def _drop(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None
 
     def close(self) -> None:
-        self._buffer = b""
+        if not self.closed:
+            self._drop()
         super().close()
 
 
@@ -246,7 +278,7 @@ class S3BlobStore:
         if number > MAX_PARTS:
             raise StoreError(f"{name} would need more than {MAX_PARTS} parts")
         answer = self._call(
-            "upload_part", Key=name, UploadId=state["id"], PartNumber=number, Body=bytes(data)
+            "upload_part", Key=name, UploadId=state["id"], PartNumber=number, Body=data
         )
         state["etags"].append(answer["ETag"])
         state["in_parts"] += len(data)
@@ -280,14 +312,15 @@ class S3BlobStore:
         part_size = self._part_size(state)
         received = 0
         while received < limit:
-            data = read(min(PIECE, limit - received))
+            # Never past the part's end, so a full buffer goes out as it is (no copy).
+            data = read(min(PIECE, limit - received, part_size - len(buffer)))
             if not data:
                 break
             buffer += data
             received += len(data)
-            while len(buffer) >= part_size:
-                self._upload_part(name, state, memoryview(buffer)[:part_size])
-                del buffer[:part_size]
+            if len(buffer) >= part_size:
+                self._upload_part(name, state, buffer)
+                buffer = bytearray()
         if not received:
             return offset
         end = offset + received
@@ -331,25 +364,48 @@ class S3BlobStore:
     def open(self, name: str) -> S3Reader:
         return S3Reader(self, name, self.size(name))
 
-    def read_range(self, name: str, start: int, length: int) -> bytes:
+    def get_range(self, name: str, start: int, length: int):
+        """The response body (a stream) of ``length`` bytes from ``start``."""
         answer = self._call("get_object", Key=name, Range=f"bytes={start}-{start + length - 1}")
-        try:
-            data = answer["Body"].read()
-        except BotoCoreError as e:
-            raise Unavailable(f"S3 read of {name}: {e}") from e
-        if len(data) != length:
-            raise StoreError(f"{name}: asked for {length} bytes at {start}, got {len(data)}")
-        return data
+        if answer["ContentLength"] != length:
+            answer["Body"].close()
+            raise StoreError(
+                f"{name}: asked for {length} bytes at {start}, got {answer['ContentLength']}"
+            )
+        return answer["Body"]
 
     def presigned_url(self, name: str, filename: str, seconds: int) -> str:
-        """A GET URL valid for ``seconds`` that downloads the blob as ``filename``."""
-        return self.storage.url(
-            check_name(name),
-            parameters={
-                "ResponseContentDisposition": content_disposition(filename),
-                "ResponseContentType": "application/octet-stream",
-            },
-            expire=seconds,
+        """A GET URL valid for ``seconds`` that downloads the blob as ``filename``.
+
+        Signed for S3_PUBLIC_ENDPOINT_URL when the browser reaches the store elsewhere
+        than the web nodes do; signing needs no connection, so that client never calls.
+        """
+        params = {
+            "ResponseContentDisposition": content_disposition(filename),
+            "ResponseContentType": "application/octet-stream",
+        }
+        public = getattr(settings, "S3_PUBLIC_ENDPOINT_URL", None)
+        if public and public != getattr(settings, "S3_ENDPOINT_URL", None):
+            return self._public_client(public).generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": check_name(name), **params},
+                ExpiresIn=seconds,
+            )
+        return self.storage.url(check_name(name), parameters=params, expire=seconds)
+
+    def _public_client(self, endpoint: str):
+        import boto3
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=self.storage.region_name,
+            aws_access_key_id=self.storage.access_key,
+            aws_secret_access_key=self.storage.secret_key,
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": self.storage.addressing_style},
+            ),
         )
 
     # -- removing --------------------------------------------------------------------

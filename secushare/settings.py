@@ -302,10 +302,15 @@ if STORAGE_BACKEND == "s3":
             "file_overwrite": True,
         },
     }
+    # Where browsers reach the store, when that differs from where the web nodes do (the
+    # compose file's MinIO is "http://s3:9000" inside, and is reached through nginx).
+    S3_PUBLIC_ENDPOINT_URL = env.url("S3_PUBLIC_ENDPOINT_URL", S3_ENDPOINT_URL, ("http", "https"))
+    if S3_PUBLIC_ENDPOINT_URL:
+        S3_PUBLIC_ENDPOINT_URL = S3_PUBLIC_ENDPOINT_URL.rstrip("/")
     # The browser fetches level 3/4 ciphertext from presigned URLs on this origin (the
     # bucket needs a CORS rule for SITE_URL; see README.md).
-    if S3_ENDPOINT_URL:
-        _s3 = urlsplit(S3_ENDPOINT_URL)
+    if S3_PUBLIC_ENDPOINT_URL:
+        _s3 = urlsplit(S3_PUBLIC_ENDPOINT_URL)
         _host = _s3.netloc if S3_ADDRESSING_STYLE == "path" else f"{S3_BUCKET}.{_s3.netloc}"
         S3_ORIGIN = f"{_s3.scheme}://{_host}"
     else:

@@ -2,13 +2,17 @@ from whitenoise.storage import CompressedManifestStaticFilesStorage
 
 
 class StaticStorage(CompressedManifestStaticFilesStorage):
-    """Hashed, compressed static files once `collectstatic` has run; plain names before.
+    """Hashed, compressed static files as `collectstatic` wrote them; plain names otherwise.
 
-    `make run` and the Docker image always collect; tests and a first look at a
-    fresh checkout render pages without it instead of failing.
+    `make run` and the Docker image always collect. Tests, and a checkout whose files
+    changed since the last `collectstatic`, link the plain file name instead of
+    failing the page.
     """
 
+    manifest_strict = False
+
     def stored_name(self, name):
-        if not self.hashed_files:
+        try:
+            return super().stored_name(name)
+        except ValueError:  # not collected: neither in the manifest nor in STATIC_ROOT
             return name
-        return super().stored_name(name)

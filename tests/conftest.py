@@ -36,6 +36,17 @@ def _forget_setup_state():
 
 
 @pytest.fixture(autouse=True)
+def _english_unless_asked():
+    # A German request leaves German active in this thread (LocaleMiddleware does
+    # not switch back); every test starts from the default language.
+    from django.utils import translation
+
+    translation.activate("en")
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     from django.core.cache import cache
 

@@ -39,6 +39,7 @@ def compose_e2e_config():
             "secupassMissing": _("Enter your SecuPass: it unlocks your key in this browser."),
             "wrongSecupass": _("Wrong SecuPass. Check it and try again."),
             "unlocking": _("Unlocking your key. This takes a few seconds…"),
+            "unlocked": _("Your key is unlocked in this browser until you leave this page."),
             "checkingKeys": _("Checking the recipients' keys…"),
             "noKey": _(
                 "Levels 3 and 4 need your SecuPass key, and you have none yet. Create it "

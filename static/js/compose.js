@@ -2,9 +2,17 @@
 // ciphertext with tus, then send. The server never sees a plaintext byte or, at levels 3 and 4,
 // the delivery key; at levels 1 and 2 the key goes to the server only with the final "send".
 
-import { b64uDecode, b64uEncode, blobLength, Encryptor, plaintextChunkLength } from "./sxf.js";
+import {
+  b64uDecode,
+  b64uEncode,
+  BlobDigest,
+  blobLength,
+  Encryptor,
+  plaintextChunkLength,
+} from "./sxf.js";
 import { TusClient } from "./tus.js";
 import { formatBytes, formatDuration, formatPercent, interpolate, Meter } from "./format.js";
+import { ComposeE2E } from "./compose_e2e.js";
 
 const config = JSON.parse(document.getElementById("compose-config").textContent);
 const S = config.strings;
@@ -31,6 +39,8 @@ let resuming = false;
 let busy = false;
 let nextUid = 1;
 const overallMeter = new Meter();
+// Levels 3 and 4: the SecuPass, the recipients' keys, the manifest and the signature.
+const e2e = new ComposeE2E(form, { csrfToken, fieldErrors, formError, setStatus, sendButton });
 
 // -- helpers --------------------------------------------------------------------------------
 
@@ -357,7 +367,7 @@ async function dropEntry(entry) {
  * times slower and the renderer grow to 850 MiB; a Blob body is not copied. file.stream() read
  * faster on its own, but was slower together with Blob batches, and read ahead into memory.
  */
-async function* storedBatches(file, encryptor, batchBytes) {
+async function* storedBatches(file, encryptor, batchBytes, digest = null) {
   const { chunkCount, chunkSize } = encryptor.parsed;
   let parts = [encryptor.header];
   let held = encryptor.header.length;
@@ -374,6 +384,7 @@ async function* storedBatches(file, encryptor, batchBytes) {
       sealed.push(encryptor.encryptChunk(i, plain.subarray(at, at + chunkSize)));
     }
     for (const chunk of await Promise.all(sealed)) {
+      digest?.updateChunk(chunk); // levels 3, 4: the manifest's digest of the stored bytes
       parts.push(chunk);
       held += chunk.length;
       if (held >= batchBytes) {
@@ -388,7 +399,9 @@ async function* storedBatches(file, encryptor, batchBytes) {
 
 async function sendFile(entry) {
   const encryptor = await Encryptor.create(delivery.key, delivery.id, entry.fileId, entry.size);
-  const batches = storedBatches(entry.file, encryptor, config.batchBytes);
+  const digest = delivery.level >= 3 ? new BlobDigest() : null;
+  await digest?.updateHeader(encryptor.header);
+  const batches = storedBatches(entry.file, encryptor, config.batchBytes, digest);
   const signal = entry.ctrl.signal;
   let offset = 0;
   let pending = batches.next();
@@ -420,6 +433,7 @@ async function sendFile(entry) {
     batches.return().catch(() => {});
   }
   if (offset !== entry.length) throw new Error("the encrypted file has an unexpected length");
+  entry.digest = digest ? await digest.hexdigest() : null;
 }
 
 /** Upload one file; never throws: ends as done, failed, or removed (cancelled). */
@@ -443,14 +457,15 @@ async function uploadEntry(entry) {
       entry.inflight = 0;
       entry.meter.reset();
       updateRow(entry);
+      const metadata = {
+        delivery: delivery.id,
+        filename: entry.name,
+        filetype: entry.type,
+        size: String(entry.size),
+      };
       const { url } = await tus.create(
         entry.length,
-        {
-          delivery: delivery.id,
-          filename: entry.name,
-          filetype: entry.type,
-          size: String(entry.size),
-        },
+        e2e.uploadMetadata(delivery.level, metadata), // level 4: no name, no type
         { signal: entry.ctrl.signal },
       );
       entry.url = url;
@@ -516,13 +531,14 @@ async function createDelivery() {
   setStatus(S.creating);
   // The server splits pasted lists itself; the preview above only shows what it will see.
   const recipients = form.elements.recipients.value;
-  const res = await api("POST", config.api, { ...values, recipients });
+  const res = await api("POST", config.api, e2e.draftBody({ ...values, recipients }));
   if (!res.ok) {
     setStatus("");
     if (res.data.errors) fieldErrors(res.data.errors);
     else formError(res.data.error);
     return false;
   }
+  if (e2e.active(values.level)) await e2e.created(res.data, values);
   delivery = {
     id: res.data.id,
     level: values.level,
@@ -538,7 +554,10 @@ async function createDelivery() {
 async function sendDelivery() {
   setStatus(S.sending);
   await removeStrays();
-  const body = delivery.level <= 2 ? { delivery_key: b64uEncode(delivery.key) } : {};
+  const body =
+    delivery.level <= 2
+      ? { delivery_key: b64uEncode(delivery.key) }
+      : await e2e.sendBody(delivery, entries.filter((e) => e.state === "done"));
   let res = await api("POST", `${config.api}/${delivery.id}/send`, body);
   if (!res.ok) {
     // A lost answer to a successful send looks like a failure: ask the server.
@@ -566,6 +585,7 @@ async function run() {
     fieldErrors({ files: [S.resumeMissing] });
     return;
   }
+  if (!delivery && e2e.active() && !(await e2e.prepare(formValues()))) return;
   if (!delivery && !(await createDelivery())) return;
   const todo = entries.filter((e) => e.state === "ready" || e.state === "failed");
   $("overall").hidden = false;

@@ -412,6 +412,7 @@ export class ComposeE2E {
       }
       this.secupass.value = "";
       this.secupass.disabled = true;
+      document.getElementById("secupass_help").textContent = this.S.unlocked;
     }
     setStatus(this.S.checkingKeys);
     let keys;

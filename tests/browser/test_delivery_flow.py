@@ -23,13 +23,6 @@ GUEST_PASSWORD = "lantern quarry velvet 42"
 
 @pytest.fixture(autouse=True)
 def _site(settings, live_server, tmp_path):
-    # Production's manifest storage needs `collectstatic`; the live server serves static/.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    settings.STATIC_ROOT = tmp_path / "static"
-    settings.STATIC_ROOT.mkdir()
     settings.MEDIA_ROOT = tmp_path / "blobs"
     settings.SITE_URL = live_server.url
     settings.CELERY_TASK_ALWAYS_EAGER = True

@@ -10,14 +10,6 @@ from deliveries.models import AuditEvent
 PASSWORD = "correct horse battery staple"
 
 
-def use_plain_static(settings):
-    """Pages under test link static files as they are (no collectstatic manifest)."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 def landing(made, email="rita@example.org") -> str:
     return reverse("receive:landing", kwargs={"token": made.tokens[email]})
 

@@ -6,6 +6,7 @@ in the bucket, unfinished multipart uploads, files under MEDIA_ROOT).
 """
 
 import logging
+import socket
 import threading
 from pathlib import Path
 
@@ -26,22 +27,37 @@ class S3Server:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app = DomainDispatcherApplication(create_backend_app)
-        for port in S3_PORTS:
-            try:
-                self.server = make_server(
-                    "127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler
-                )
-                break
-            except OSError:
-                continue
-        else:
-            raise RuntimeError(f"no free port for the S3 server in {S3_PORTS}")
+        port = self._bind()
+        self.server = make_server(
+            "127.0.0.1",
+            port,
+            app,
+            threaded=True,
+            request_handler=MotoRequestHandler,
+            fd=self.socket.fileno(),
+        )
         self.endpoint = f"http://127.0.0.1:{port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def _bind(self) -> int:
+        """The first free port of S3_PORTS, bound here (other test runs may hold some)."""
+        for port in S3_PORTS:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
+            sock.listen(128)
+            self.socket = sock
+            return port
+        raise RuntimeError(f"no free port for the S3 server in {S3_PORTS}")
+
     def stop(self):
         self.server.shutdown()
+        self.server.server_close()
+        self.socket.close()
         self.thread.join(timeout=10)
 
 

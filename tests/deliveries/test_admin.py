@@ -14,14 +14,6 @@ from secupass import sxf
 CHANGELIST = "admin:deliveries_delivery_changelist"
 
 
-@pytest.fixture(autouse=True)
-def _static_without_collectstatic(settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture
 def event(make_delivery):
     made = make_delivery(files={"a.txt": b"a"})

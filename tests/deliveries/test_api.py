@@ -312,10 +312,6 @@ def test_revoke_closes_every_link_and_tells_the_recipients(
     api, client, make_delivery, sender, settings, django_capture_on_commit_callbacks
 ):
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    settings.STORAGES = {  # the recipient's page links the static files without a manifest
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
     made = make_delivery(recipients=["rita@example.org", "sam@example.org"])
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -532,7 +528,8 @@ def test_wrong_methods_are_405(api):
     assert response["Allow"] == "GET, POST"
 
 
-DOCUMENTED_NAMESPACES = {"api", "uploads", "receive"}  # deliveries' API, tus, receive
+# deliveries' API, tus, receive, SecuPass keys
+DOCUMENTED_NAMESPACES = {"api", "uploads", "receive", "keys_api"}
 
 
 def api_routes():
@@ -569,6 +566,8 @@ def test_the_openapi_schema_describes_every_route(client, sender):
         "/api/v1/uploads/{file_id}",
         "/api/v1/receive",
         "/api/v1/schema",
+        "/api/v1/keys/mine/pepper",
+        "/api/v1/keys/{key_id}/register",
     } <= paths
     for route, view in routes:
         path = openapi_path(route)
@@ -579,3 +578,32 @@ def test_the_openapi_schema_describes_every_route(client, sender):
             for operation in schema["paths"][path].values():
                 params = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
                 assert name in params, f"{path} does not describe {name}"
+
+
+def test_a_file_added_after_the_check_stops_the_send_and_changes_nothing(
+    api, make_delivery, monkeypatch
+):
+    from deliveries import services
+    from deliveries.models import DeliveryFile
+
+    made = make_delivery(sent=False)
+    verify = services.verify_files
+
+    def verify_then_a_new_upload_arrives(delivery, key):
+        # The race: another tab starts an upload between the blob check and the send.
+        verify(delivery, key)
+        DeliveryFile.objects.create(
+            delivery=delivery, name="late.pdf", size=10, blob_size=106, storage_name="x"
+        )
+
+    monkeypatch.setattr(services, "verify_files", verify_then_a_new_upload_arrives)
+    response = api.post(
+        f"/api/v1/deliveries/{made.delivery.id}/send",
+        {"delivery_key": sxf.b64u_encode(made.key)},
+    )
+    assert response.status_code == 400
+    assert "added while sending" in response.json()["error"]
+    made.delivery.refresh_from_db()
+    assert made.delivery.status == Delivery.Status.DRAFT
+    assert not made.delivery.key_entries.exists()
+    assert not OutgoingMail.objects.exists()

@@ -19,15 +19,9 @@ from tests.deliveries.receive_support import (
     file_url,
     open_and_confirm,
     sha256,
-    use_plain_static,
 )
 
 CHUNK = 1 << 16
-
-
-@pytest.fixture(autouse=True)
-def _static(settings):
-    use_plain_static(settings)
 
 
 @pytest.fixture

@@ -15,14 +15,8 @@ from tests.deliveries.receive_support import (
     landing,
     open_and_confirm,
     page,
-    use_plain_static,
     zip_url,
 )
-
-
-@pytest.fixture(autouse=True)
-def _static(settings):
-    use_plain_static(settings)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from tests.deliveries.receive_support import (
     file_url,
     open_and_confirm,
     page,
-    use_plain_static,
     zip_url,
 )
 
@@ -35,11 +34,6 @@ HOSTILE = [
     "..",
 ]
 BIDI_AND_CONTROL = re.compile("[\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-@pytest.fixture(autouse=True)
-def _static(settings):
-    use_plain_static(settings)
 
 
 def parse_disposition(header: str) -> tuple[str, str, str]:

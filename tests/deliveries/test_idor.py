@@ -21,7 +21,6 @@ from tests.deliveries.receive_support import (
     file_url,
     open_and_confirm,
     page,
-    use_plain_static,
     zip_url,
 )
 
@@ -137,11 +136,6 @@ ROUTES = [
         lambda w: _sent("revoke_recipient", w, rid=w.other.recipients[GUS].pk),
     ),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _static(settings):
-    use_plain_static(settings)
 
 
 def _guest(email):

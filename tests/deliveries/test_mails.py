@@ -20,14 +20,6 @@ from outbox.services import queue_mail
 LINK = "https://secushare.example/r/personal-token-0123456789abcdef"
 
 
-@pytest.fixture(autouse=True)
-def _static_without_collectstatic(settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture
 def eager(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True

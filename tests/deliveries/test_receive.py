@@ -26,15 +26,9 @@ from tests.deliveries.receive_support import (
     page,
     sha256,
     six_digit_code,
-    use_plain_static,
 )
 
 API = "/api/v1/receive"
-
-
-@pytest.fixture(autouse=True)
-def _static(settings):
-    use_plain_static(settings)
 
 
 def test_landing_names_sender_subject_expiry_level_and_what_to_do(client, make_delivery):

@@ -16,7 +16,7 @@ from accounts.models import User
 from deliveries.models import AuditEvent, Delivery, Download, KeyEntry, Recipient
 from secupass import keys, sxf
 from tests.deliveries.e2e_receive_support import add_entry, make_e2e_delivery
-from tests.deliveries.e2e_support import guest, make_key
+from tests.deliveries.e2e_support import PASSWORD, guest, make_key
 
 pytestmark = pytest.mark.django_db
 
@@ -388,3 +388,22 @@ def test_a_level_2_delivery_page_still_offers_server_side_downloads(make_deliver
     html = client.get(urls(made)["page"]).content.decode()
 
     assert "Download all as ZIP" in html and "js/receive_e2e.js" not in html
+
+
+def test_the_cli_endpoint_points_end_to_end_clients_at_ciphertext_not_plaintext(sender_key, rita):
+    made = make_e2e_delivery(sender_key, readers=[rita])
+    client = Client()
+    response = client.post(
+        "/api/v1/receive",
+        {"token": made.tokens[RITA], "email": RITA, "password": PASSWORD},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200
+    data = response.json()
+    assert data["zip_url"] is None  # the server cannot build a ZIP of files it cannot read
+    assert data["e2e_url"].endswith(urls(made)["e2e"])
+    for listed in data["files"]:
+        assert "/blobs/" in listed["url"]
+        blob = b"".join(client.get(listed["url"]).streaming_content)
+        assert blob[:4] == sxf.MAGIC

@@ -491,7 +491,8 @@ def test_level_4_from_the_browser_keeps_message_and_names_in_the_manifest(
     delivery = Delivery.objects.get()
     assert delivery.level == 4 and delivery.message == ""
     (stored,) = delivery.files.all()
-    assert stored.name == "" and stored.content_type == ""
+    # Neither the name nor the type reached the server (the type is the neutral default).
+    assert stored.name == "" and stored.content_type == "application/octet-stream"
     for table, value in stored_texts():
         for marker in (MESSAGE_MARKER.encode(), NAME_MARKER.encode(), CONTENT_MARKER):
             assert marker not in value, f"{marker!r} found in {table}"
@@ -516,3 +517,34 @@ def test_level_4_from_the_browser_keeps_message_and_names_in_the_manifest(
     assert opened == plaintext
     assert item["digest"] == blob_digest(settings.MEDIA_ROOT / stored.storage_name)
     assert sender_key.key_id in entry_refs(delivery)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_sender_without_a_key_is_led_to_make_one_and_keeps_what_they_typed(
+    page, live_server, settings, tmp_path, sender, password
+):
+    use_live_site(settings, live_server, tmp_path)
+    log_in(page, sender.email, password)
+    page.goto("/send/")
+    page.wait_for_selector("form#compose[data-ready=true]")
+    page.get_by_label("Recipients").fill("rita@example.org")
+    page.get_by_label("Subject").fill("Board papers")
+    page.get_by_role("textbox", name="Message").fill("Two pages.")
+    page.check("#id_level_3")
+
+    link = page.get_by_role("link", name="Create your SecuPass key")
+    link.wait_for()
+    assert not page.get_by_label("Your SecuPass").is_visible()
+    link.click()
+    page.wait_for_url("**/keys/create/?next=/send/")
+
+    make_key(sender)  # what the key page does (tested with the key pages)
+    page.goto("/send/")
+    page.wait_for_selector("form#compose[data-ready=true]")
+    assert page.get_by_label("Recipients").input_value() == "rita@example.org"
+    assert page.get_by_label("Subject").input_value() == "Board papers"
+    assert page.get_by_role("textbox", name="Message").input_value() == "Two pages."
+    assert page.is_checked("#id_level_3")
+    page.get_by_label("Your SecuPass").wait_for()
+    assert not page.get_by_role("link", name="Create your SecuPass key").is_visible()

@@ -18,14 +18,6 @@ from deliveries.storage import blob_store
 SMALL = {"notes.txt": b"hello"}
 
 
-@pytest.fixture(autouse=True)
-def _static_without_collectstatic(settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture
 def eager(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True

@@ -18,12 +18,16 @@ from django.utils import timezone
 from storages.backends.s3 import S3Storage
 
 from deliveries import services, storage_s3
-from deliveries.models import DeliveryFile
+from deliveries.models import DeliveryFile, Download
 from deliveries.storage import Missing, blob_name, blob_store
 from deliveries.storage_s3 import MiB, tail_key
 from deliveries.tasks import remove_abandoned_uploads
 from secupass import sxf
 from tests.deliveries import storage_support as s3
+from tests.deliveries.conftest import store_blob
+from tests.deliveries.e2e_receive_support import make_e2e_delivery
+from tests.deliveries.e2e_support import guest, make_key
+from tests.deliveries.test_receive_e2e import blob_url, signed_in
 from tests.deliveries.test_uploads import URL, Tus, api_token, encrypt, file_of
 
 on_s3 = pytest.mark.parametrize("blob_backend", ["s3"], indirect=True)
@@ -175,6 +179,23 @@ def test_bytes_lost_in_the_store_end_the_upload_with_410(tus, draft, blob_backen
     assert s3.object_keys() == [] and s3.multipart_uploads() == []
 
 
+@on_s3
+def test_a_store_that_refuses_is_503_and_changes_nothing(tus, draft, blob_backend, settings):
+    url, _name, blob = new_upload(tus, draft, 1000)
+    options = {**settings.STORAGES["blobs"]["OPTIONS"], "bucket_name": "no-such-bucket"}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "blobs": {**settings.STORAGES["blobs"], "OPTIONS": options},
+    }
+
+    for response in (tus.create(draft.delivery, 10), tus.patch(url, 0, blob)):
+        assert response.status_code == 503
+        assert "try again" in response.json()["error"]
+    assert draft.delivery.files.count() == 1
+    assert tus.head(url)["Upload-Offset"] == "0"
+    assert file_of(url).lease_token == ""
+
+
 @pytest.mark.django_db(transaction=True)
 @on_s3
 def test_the_web_node_writes_no_upload_bytes_to_its_disk(
@@ -260,6 +281,44 @@ def test_a_presigned_url_hands_out_the_ciphertext_as_an_attachment(make_delivery
     assert whole.headers["Content-Disposition"].startswith(f'attachment; filename="{f.id}.sxf"')
     part = requests.get(url, headers={"Range": "bytes=80-179"}, timeout=10)
     assert part.status_code == 206 and part.content == whole.content[80:180]
+
+
+@on_s3
+def test_level_3_ciphertext_is_fetched_from_a_presigned_url_and_counted(
+    blob_backend, settings, sender
+):
+    rita = make_key(guest("rita@example.org"))
+    made = make_e2e_delivery(make_key(sender), readers=[rita], files={}, download_limit=1)
+    data = secrets.token_bytes(200_000)
+    f = made.files["data.bin"] = store_blob(made.delivery, made.key, "data.bin", data)
+    ciphertext = s3.objects()[f.storage_name]
+    client = signed_in(rita.user, made)
+    url = blob_url(made, "data.bin")
+
+    head = client.head(url)  # answered here, not counted
+    assert head.status_code == 200 and head["Content-Length"] == str(f.blob_size)
+    first = client.get(url)
+    assert first.status_code == 302 and first["Cache-Control"] == "no-store"
+    location = urlsplit(first["Location"])
+    assert (
+        f"{location.scheme}://{location.netloc}"
+        == settings.STORAGES["blobs"]["OPTIONS"]["endpoint_url"]
+    )
+    assert parse_qs(location.query)["X-Amz-Expires"] == [str(settings.S3_PRESIGN_SECONDS)]
+    fetched = requests.get(first["Location"], timeout=10)
+    assert fetched.content == ciphertext
+    assert fetched.headers["Content-Disposition"].startswith(f'attachment; filename="{f.id}.sxf"')
+
+    start = sxf.chunk_offset(sxf.Header.parse(ciphertext), 2)
+    resumed = client.get(url, headers={"Range": f"bytes={start}-"})
+    assert resumed.status_code == 302  # continues the counted download
+    rest = requests.get(resumed["Location"], headers={"Range": f"bytes={start}-"}, timeout=10)
+    assert rest.status_code == 206 and rest.content == ciphertext[start:]
+    assert Download.objects.get(file=f).count == 1
+
+    again = client.get(url)  # a new download, past the limit of one
+    assert again.status_code == 410
+    assert Download.objects.get(file=f).count == 1
 
 
 # -- cleanup ---------------------------------------------------------------------------------
@@ -394,3 +453,23 @@ def test_s3_settings_configure_django_storages_and_allow_the_presigned_origin(
     url = urlsplit(store.presigned_url("a" * 36 + "/" + "b" * 36 + ".sxf", "x.sxf", 60))
     assert f"{url.scheme}://{url.netloc}" == read["S3_ORIGIN"]
     assert f"connect-src 'self' {read['S3_ORIGIN']};" in read["CONTENT_SECURITY_POLICY"]
+
+
+def test_behind_a_proxy_browsers_get_urls_for_the_public_endpoint(monkeypatch, tmp_path, settings):
+    # docker-compose: the web nodes reach MinIO as http://minio:9000, browsers through nginx.
+    read = read_settings(
+        monkeypatch, tmp_path, **MINIO, S3_PUBLIC_ENDPOINT_URL="https://share.example.org/"
+    )
+    assert read["S3_ORIGIN"] == "https://share.example.org"
+    assert "connect-src 'self' https://share.example.org;" in read["CONTENT_SECURITY_POLICY"]
+    options = read["STORAGES"]["blobs"]["OPTIONS"]
+    assert options["endpoint_url"] == "http://minio:9000"
+    settings.S3_ENDPOINT_URL = read["S3_ENDPOINT_URL"]
+    settings.S3_PUBLIC_ENDPOINT_URL = read["S3_PUBLIC_ENDPOINT_URL"]
+    store = storage_s3.S3BlobStore(
+        S3Storage(**options, client_config=storage_s3.client_config(options))
+    )
+    url = urlsplit(store.presigned_url("a" * 36 + "/" + "b" * 36 + ".sxf", "x.sxf", 60))
+    assert f"{url.scheme}://{url.netloc}" == "https://share.example.org"
+    assert url.path == "/secushare-blobs/" + "a" * 36 + "/" + "b" * 36 + ".sxf"
+    assert "X-Amz-Signature" in parse_qs(url.query)

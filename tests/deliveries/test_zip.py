@@ -16,16 +16,10 @@ from tests.deliveries.receive_support import (
     body,
     events,
     open_and_confirm,
-    use_plain_static,
     zip_url,
 )
 
 WHEN = datetime(2025, 3, 4, 5, 6, 8)
-
-
-@pytest.fixture(autouse=True)
-def _static(settings):
-    use_plain_static(settings)
 
 
 def entry(name, data, when=WHEN):

@@ -65,6 +65,8 @@ class Command(BaseCommand):
                     "-",
                     "--logger-class",
                     "secushare.logs.AccessLogger",
+                    # No control socket under the user's home: one server, nothing to steer.
+                    "--no-control-socket",
                     "--timeout",
                     "120",
                     "--graceful-timeout",
