@@ -25,5 +25,5 @@ USER secushare
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
     CMD ["python", "-m", "secushare.healthcheck"]
-CMD ["gunicorn", "secushare.wsgi", "--worker-class", "gthread", "--workers", "4", "--threads", "8", \
-     "--bind", "0.0.0.0:8000", "--logger-class", "secushare.logs.AccessLogger", "--access-logfile", "-"]
+ENV GUNICORN_BIND=0.0.0.0:8000
+CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py"]

@@ -10,7 +10,7 @@ it holds on a busy machine where absolute figures do not. Sizes come from the en
   BENCH_SLOW_MB        size of each slow download                     default 8
   BENCH_SLOW_KBPS      KiB per second each slow client reads          default 1024
   BENCH_BROWSER_MB     small and large file of the browser rows       default 256,1024
-  BENCH_ROUNDS         repetitions of each side of a ratio            default 3
+  BENCH_ROUNDS         repetitions of each side of a ratio            default 5
   BENCH_PORTS          loopback port range to use, like 18000-18099   default: any free
   BENCH_KEEP           keep the temporary folder (logs) when set
 
@@ -20,6 +20,7 @@ it holds on a busy machine where absolute figures do not. Sizes come from the en
 import argparse
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -77,6 +78,9 @@ def main(argv=None) -> int:
     if nginx_binary() is None:
         print("The benchmark needs nginx: apt-get install -y nginx-light", file=sys.stderr)
         return 2
+    # A stop from outside (timeout, kill) ends the run through the cleanup below.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, lambda number, _frame: sys.exit(128 + number))
     if os.environ.get("BENCH_PORTS"):
         os.environ["SECUSHARE_TEST_PORTS"] = os.environ["BENCH_PORTS"]
 
@@ -90,7 +94,7 @@ def main(argv=None) -> int:
         slow_clients=_int("BENCH_SLOW_CLIENTS", 10 if q else 100),
         slow_size=_int("BENCH_SLOW_MB", 1 if q else 8) * MIB,
         slow_rate=_int("BENCH_SLOW_KBPS", 1024) * 1024,
-        rounds=_int("BENCH_ROUNDS", 1 if q else 3),
+        rounds=_int("BENCH_ROUNDS", 1 if q else 5),
         chunk=64 * MIB,
     )
     browser_sizes = _browser_sizes((256 * MIB, 1024 * MIB))

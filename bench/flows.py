@@ -5,7 +5,6 @@ database (what a sender's browser would have uploaded), since only their serving
 
 import os
 import secrets
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -262,5 +261,5 @@ def make_level3(stack: Stack, size: int) -> Level3:
         blob_path=f"/r/{recipient.pk}/blobs/{f.id}",
         storage_name=f.storage_name,
         blob_size=f.blob_size,
-        file_id=str(uuid.UUID(str(f.id))),
+        file_id=str(f.id),
     )

@@ -89,20 +89,8 @@ class Stack:
         self.token = out.getvalue().split()[-1]
 
     def start(self) -> None:
-        log = (self.tmp / "gunicorn.log").open("wb")
-        self.gunicorn = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "gunicorn"),
-                "-c",
-                str(ROOT / "deploy" / "gunicorn.conf.py"),
-                "--access-logfile",
-                str(self.tmp / "gunicorn.access.log"),
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (self.tmp / "gunicorn.log").open("wb") as log:
+            self.gunicorn = self._gunicorn(log)
         site = site_config(
             port=self.port,
             upstream=f"127.0.0.1:{self.app_port}",
@@ -142,6 +130,22 @@ server {{
                     "gunicorn did not start:\n" + (self.tmp / "gunicorn.log").read_text()[-3000:]
                 )
             time.sleep(0.2)
+
+    def _gunicorn(self, log) -> subprocess.Popen:
+        """gunicorn with the production configuration; the access log goes to the folder."""
+        return subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "-c",
+                str(ROOT / "deploy" / "gunicorn.conf.py"),
+                "--access-logfile",
+                str(self.tmp / "gunicorn.access.log"),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     def stop(self) -> None:
         if self.nginx is not None:

@@ -55,7 +55,10 @@ def test_every_setting_is_in_the_readme_and_the_env_example_names_real_ones():
     assert undocumented == []
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     named = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", example, re.M))
-    unknown = named - variables - {"POSTGRES_PASSWORD"}  # read by the db service
+    gunicorn = (ROOT / "deploy" / "gunicorn.conf.py").read_text(encoding="utf-8")
+    read_by_gunicorn = set(re.findall(r'"(GUNICORN_[A-Z_]+)"', gunicorn))
+    assert {"GUNICORN_WORKERS", "GUNICORN_THREADS"} <= read_by_gunicorn
+    unknown = named - variables - read_by_gunicorn - {"POSTGRES_PASSWORD"}  # db service's
     assert unknown == set()
 
 

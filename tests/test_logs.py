@@ -20,3 +20,14 @@ def test_django_log_records_are_redacted(caplog):
     finally:
         logger.filters.clear()
     assert caplog.records[0].getMessage() == "Gone: /d/[redacted]"
+
+
+def test_verification_and_password_reset_secrets_are_redacted():
+    rid = "3f2b6c1e-9a7d-4e21-b0c4-5d6e7f8a9b0c"
+    verify = f"GET /r/{rid}/verify/Xy9-secretCODE123 HTTP/1.1"
+    reset = "GET /accounts/password/reset/MQ/cz1abc-9f8e7d6c5b4a3/ HTTP/1.1"
+    assert redact(verify) == f"GET /r/{rid}/verify/[redacted] HTTP/1.1"
+    assert redact(reset) == "GET /accounts/password/reset/MQ/[redacted]/ HTTP/1.1"
+    # Ordinary pages stay readable in the log.
+    assert redact(f"GET /r/{rid}/files/abc HTTP/1.1") == f"GET /r/{rid}/files/abc HTTP/1.1"
+    assert redact("GET /accounts/password/reset/ HTTP/1.1").endswith("/reset/ HTTP/1.1")
