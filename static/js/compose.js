@@ -377,7 +377,7 @@ async function* storedBatches(file, encryptor, batchBytes, digest = null) {
     let length = 0;
     for (let i = first; i < last; i++) length += plaintextChunkLength(encryptor.parsed, i);
     const plain = new Uint8Array(await file.slice(begin, begin + length).arrayBuffer());
-    if (plain.length !== length) throw new Error("the file changed while it was being read");
+    if (plain.length !== length) throw new Error(S.fileChanged);
     const sealed = [];
     for (let i = first; i < last; i++) {
       const at = (i - first) * chunkSize;
@@ -432,7 +432,7 @@ async function sendFile(entry) {
   } finally {
     batches.return().catch(() => {});
   }
-  if (offset !== entry.length) throw new Error("the encrypted file has an unexpected length");
+  if (offset !== entry.length) throw new Error(S.badLength);
   entry.digest = digest ? await digest.hexdigest() : null;
 }
 
