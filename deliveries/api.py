@@ -5,17 +5,15 @@ exactly like one that does not exist. Errors are ``{"error": sentence}`` or, for
 validation, ``{"errors": {field: [sentence, ...]}}``, always with a 4xx status.
 """
 
-import json
-
 from django.conf import settings
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponse, JsonResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import never_cache
 
-from accounts.apiauth import api_auth
+from accounts import apiauth
+from accounts.apiauth import BadRequest, error, json_methods
 from deliveries import approvals, services, services_e2e
 from deliveries.forms import DeliveryForm
 from deliveries.models import Delivery, Recipient
@@ -29,50 +27,13 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 200
 
 
-def error(message, status=400, **extra) -> JsonResponse:
-    return JsonResponse({"error": str(message), **extra}, status=status)
-
-
-class BadRequest(Exception):
-    pass
-
-
 def read_json(request) -> dict:
-    """The request body as a JSON object (an empty body is an empty object)."""
-    if len(request.body) > MAX_BODY:
-        raise BadRequest(_("The request body is too large."))
-    if not request.body.strip():
-        return {}
-    try:
-        data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest(_("The request body is not valid JSON.")) from None
-    if not isinstance(data, dict):
-        raise BadRequest(_("The request body must be a JSON object."))
-    return data
+    return apiauth.read_json(request, MAX_BODY)
 
 
 def methods(*allowed):
-    """Dispatch by HTTP method to keyword handlers; anything else is 405 in JSON."""
-
-    def view(request, *args, **kwargs):
-        handler = allowed_handlers.get(request.method)
-        if handler is None:
-            response = error(_("This method is not allowed here."), status=405)
-            response["Allow"] = ", ".join(allowed_handlers)
-            return response
-        try:
-            return handler(request, *args, **kwargs)
-        except BadRequest as e:
-            return error(e)
-        except services.ActionRefused as e:
-            return error(e)
-        except Http404:
-            return error(_("Not found."), status=404)
-
-    allowed_handlers = dict(allowed)
-    view.http_methods = tuple(allowed_handlers)
-    return never_cache(api_auth(view, senders_only=False))
+    """Dispatch by HTTP method; a refused action (already revoked, …) is 400 in JSON."""
+    return json_methods(*allowed, refusals={services.ActionRefused: error})
 
 
 def own_delivery(request, pk) -> Delivery:

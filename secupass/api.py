@@ -8,7 +8,6 @@ audit log. A key of another user is 404 unless it is public by design (see
 """
 
 import hashlib
-import json
 import math
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,11 +17,10 @@ from django.db import transaction
 from django.http import Http404, JsonResponse
 from django.urls import path
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 
-from accounts import throttle
-from accounts.apiauth import api_auth
+from accounts import apiauth, throttle
+from accounts.apiauth import error, json_methods
 from accounts.emails import normalize_email
 from accounts.models import User
 from secupass import keys, sxf
@@ -51,54 +49,22 @@ PRIVATE_RECORD_LEN = _private_record_len()
 KEYRING_MIN = 12 + len('{"pins":{},"version":1}') + 16
 
 
-class BadRequest(Exception):
-    pass
-
-
 class Invalid(Exception):
     def __init__(self, errors: dict):
         super().__init__("invalid")
         self.errors = errors
 
 
-def error(message, status=400, **extra) -> JsonResponse:
-    return JsonResponse({"error": str(message), **extra}, status=status)
-
-
 def read_json(request) -> dict:
-    if len(request.body) > MAX_BODY:
-        raise BadRequest(_("The request body is too large."))
-    if not request.body.strip():
-        return {}
-    try:
-        data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest(_("The request body is not valid JSON.")) from None
-    if not isinstance(data, dict):
-        raise BadRequest(_("The request body must be a JSON object."))
-    return data
+    return apiauth.read_json(request, MAX_BODY)
 
 
 def methods(*allowed):
-    """Dispatch by HTTP method; anything else is 405 in JSON."""
-    handlers = dict(allowed)
-
-    def view(request, *args, **kwargs):
-        handler = handlers.get(request.method)
-        if handler is None:
-            response = error(_("This method is not allowed here."), status=405)
-            response["Allow"] = ", ".join(handlers)
-            return response
-        try:
-            return handler(request, *args, **kwargs)
-        except BadRequest as e:
-            return error(e)
-        except Invalid as e:
-            return JsonResponse({"errors": e.errors}, status=400)
-        except Http404:
-            return error(_("Not found."), status=404)
-
-    return never_cache(api_auth(view, senders_only=False))
+    """Dispatch by HTTP method; invalid fields are 400 with per-field errors."""
+    return json_methods(
+        *allowed,
+        refusals={Invalid: lambda e: JsonResponse({"errors": e.errors}, status=400)},
+    )
 
 
 # -- validation -----------------------------------------------------------------------------

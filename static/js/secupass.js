@@ -7,10 +7,15 @@
 import {
   b64uDecode,
   b64uEncode,
+  bytesOf,
+  concat,
   FormatError,
   fingerprint,
+  hkdf,
   normalizeEmail,
   SXFError,
+  sha256,
+  toHex,
   uuidToBytes,
 } from "./sxf.js";
 
@@ -64,29 +69,6 @@ export class ManifestError extends SXFError {}
 
 // -- small helpers ---------------------------------------------------------------------------
 
-function bytesOf(data) {
-  if (data instanceof Uint8Array) return data;
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  if (ArrayBuffer.isView(data)) {
-    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  }
-  throw new TypeError("expected bytes (Uint8Array or ArrayBuffer)");
-}
-
-function concat(...parts) {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let pos = 0;
-  for (const part of parts) {
-    out.set(part, pos);
-    pos += part.length;
-  }
-  return out;
-}
-
-function toHex(bytes) {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 function equalBytes(a, b) {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
@@ -104,17 +86,6 @@ function nonceOf(nonce) {
 
 function isInt(value, max = Number.MAX_SAFE_INTEGER) {
   return Number.isSafeInteger(value) && value >= 0 && value <= max;
-}
-
-async function sha256(data) {
-  return new Uint8Array(await subtle.digest("SHA-256", data));
-}
-
-async function hkdf(ikm, salt, info) {
-  const key = await subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
-  return new Uint8Array(
-    await subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt, info }, key, 256),
-  );
 }
 
 async function aesGcm(op, rawKey, iv, data, additionalData) {

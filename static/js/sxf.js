@@ -41,7 +41,8 @@ export class FormatError extends SXFError {}
 /** A tag did not verify (changed data, wrong key) or the blob ends early. */
 export class AuthenticationError extends SXFError {}
 
-function bytesOf(data) {
+/** Shared with secupass.js. */
+export function bytesOf(data) {
   if (data instanceof Uint8Array) return data;
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   if (ArrayBuffer.isView(data)) {
@@ -50,7 +51,8 @@ function bytesOf(data) {
   throw new TypeError("expected bytes (Uint8Array or ArrayBuffer)");
 }
 
-function concat(...parts) {
+/** Shared with secupass.js. */
+export function concat(...parts) {
   const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
   let pos = 0;
   for (const part of parts) {
@@ -60,7 +62,8 @@ function concat(...parts) {
   return out;
 }
 
-function toHex(bytes) {
+/** Shared with secupass.js. */
+export function toHex(bytes) {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
@@ -76,11 +79,13 @@ function toLength(n) {
   throw new RangeError("a length must be a non-negative integer (Number or BigInt)");
 }
 
-async function sha256(data) {
+/** Shared with secupass.js. */
+export async function sha256(data) {
   return new Uint8Array(await subtle.digest("SHA-256", data));
 }
 
-async function hkdf(ikm, salt, info) {
+/** Shared with secupass.js. */
+export async function hkdf(ikm, salt, info) {
   const key = await subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
   const params = { name: "HKDF", hash: "SHA-256", salt, info };
   return new Uint8Array(await subtle.deriveBits(params, key, 256));
