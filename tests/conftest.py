@@ -36,6 +36,16 @@ def _forget_setup_state():
 
 
 @pytest.fixture(autouse=True)
+def _static_files_as_they_are(settings):
+    # Pages under test link static/ as it is now, never a manifest that `make run`'s
+    # collectstatic left in var/ for older files (the live server serves static/).
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
 def _english_unless_asked():
     # A German request leaves German active in this thread (LocaleMiddleware does
     # not switch back); every test starts from the default language.

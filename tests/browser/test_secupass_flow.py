@@ -37,12 +37,6 @@ MESSAGE_MARKER = "MESSAGEMARK-e2b67d"
 
 @pytest.fixture(autouse=True)
 def _site(settings, live_server, tmp_path):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    settings.STATIC_ROOT = tmp_path / "static"
-    settings.STATIC_ROOT.mkdir()
     settings.MEDIA_ROOT = tmp_path / "blobs"
     settings.SITE_URL = live_server.url
     settings.CELERY_TASK_ALWAYS_EAGER = True

@@ -495,17 +495,6 @@ def test_help_documents_every_option_of_the_level_3_and_4_commands(command):
 NO_PICKER = "delete window.showSaveFilePicker;"  # save through the service worker instead
 
 
-@pytest.fixture
-def static_as_is(settings, tmp_path):
-    """The live server serves static/ as it is (production's storage needs collectstatic)."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    settings.STATIC_ROOT = tmp_path / "static"
-    settings.STATIC_ROOT.mkdir()
-
-
 def browser_log_in(page, email, password):
     page.goto("/accounts/login/")
     page.get_by_label("E-mail address").fill(email)
@@ -527,7 +516,7 @@ def browser_create_key(page, secupass, login_password):
 
 @pytest.mark.browser
 def test_the_cli_sends_level_4_and_a_browser_opens_it(
-    server, static_as_is, page, sam, rita, secrets_dir, tmp_path
+    server, page, sam, rita, secrets_dir, tmp_path
 ):
     page.add_init_script(NO_PICKER)
     errors = []
@@ -588,7 +577,7 @@ def test_the_cli_sends_level_4_and_a_browser_opens_it(
 
 @pytest.mark.browser
 def test_a_browser_composes_and_approves_level_4_and_the_cli_fetches_it(
-    server, static_as_is, page, sender, password, sam, rita, secrets_dir, files, tmp_path
+    server, page, sender, password, sam, rita, secrets_dir, files, tmp_path
 ):
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))

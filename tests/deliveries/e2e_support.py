@@ -220,12 +220,6 @@ def send(api, draft, body):
 
 def use_live_site(settings, live_server, tmp_path):
     """Settings for a browser test against the live server (static files as they are)."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    settings.STATIC_ROOT = tmp_path / "static"
-    settings.STATIC_ROOT.mkdir(exist_ok=True)
     settings.MEDIA_ROOT = tmp_path / "blobs"
     settings.SITE_URL = live_server.url
     settings.CELERY_TASK_ALWAYS_EAGER = True

@@ -27,10 +27,6 @@ RITA = "rita@example.org"
 def _blobs(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "blobs"
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
 
 
 @pytest.fixture

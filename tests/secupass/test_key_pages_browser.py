@@ -21,17 +21,6 @@ SECUPASS = "Möwe über Kiel: 7 Segel"  # NFC-sensitive and JSON-escaped charact
 NEW_SECUPASS = "Zweiter Satz, ganz anders 9"
 
 
-@pytest.fixture(autouse=True)
-def _site(settings, tmp_path):
-    # Production's manifest storage needs `collectstatic`; the live server serves static/.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    settings.STATIC_ROOT = tmp_path / "static"
-    settings.STATIC_ROOT.mkdir()
-
-
 @pytest.fixture
 def guest(db):
     return User.objects.create_guest("Rita.Recipient@example.org", GUEST_PASSWORD)
