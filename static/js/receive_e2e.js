@@ -409,10 +409,12 @@ function fileRow(file, signed, opened, files) {
         },
       });
       await sink.close();
+      // Recorded (audit, receipt) before the page says it is done, so nothing is still
+      // under way when the person leaves.
+      await api("POST", urls.downloaded, { file_id: file.id }).catch((error) => console.warn(error));
       progress.value = 1;
       status.textContent = S.saved;
       status.classList.add("ok");
-      api("POST", urls.downloaded, { file_id: file.id }).catch((error) => console.warn(error));
     } catch (error) {
       await sink?.abort(error.message);
       progress.hidden = true;

@@ -98,7 +98,11 @@ def save(page, made, name):
     """Click Save and return the finished download."""
     with page.expect_download() as info:
         row(page, made, name).get_by_role("button", name="Save").click()
-    return info.value
+    download = info.value
+    download.failure()  # waits until the file is complete or cancelled
+    # The page has finished with it: recorded by the server, or stopped with an error.
+    row(page, made, name).locator(".e2e-status.ok, .e2e-status.failed").wait_for()
+    return download
 
 
 def sha256_path(path) -> str:

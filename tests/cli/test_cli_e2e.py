@@ -572,6 +572,7 @@ def test_the_cli_sends_level_4_and_a_browser_opens_it(
     download = info.value
     assert download.suggested_filename == plan.name
     assert sha256(Path(download.path())) == sha256(plan)
+    page.get_by_text("Saved and verified").wait_for()  # the server recorded the download
     assert errors == []
 
 
