@@ -12,6 +12,7 @@ Content-Length, so the client sees a broken download, never a silently wrong fil
 import functools
 import logging
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -220,6 +221,54 @@ def _attachment(response, name: str, length: int):
     return response
 
 
+@dataclass(frozen=True)
+class ByteRange:
+    """The bytes of one file (or blob) that a request gets."""
+
+    start: int
+    end: int  # inclusive
+    size: int  # of the whole file
+    partial: bool  # a Range request, answered with 206
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+    @property
+    def status(self) -> int:
+        return 206 if self.partial else 200
+
+
+def requested_range(request, f: DeliveryFile, size: int, name: str):
+    """The bytes a GET or HEAD asks for (one Range, honouring If-Range), or the 416 answer."""
+    etag, last_modified = _validators(f)
+    wanted = parse_range(request.headers.get("Range"), size)
+    if_range = request.headers.get("If-Range")
+    if wanted is not None and if_range and if_range.strip() not in (etag, last_modified):
+        wanted = None  # the client holds another version: send it all
+    if wanted == UNSATISFIABLE:
+        response = _attachment(HttpResponse(status=416), name, 0)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    start, end = wanted or (0, size - 1)
+    return ByteRange(start, end, size, partial=wanted is not None)
+
+
+def counts_again(recipient: Recipient, f: DeliveryFile, span: ByteRange) -> bool:
+    """Whether this request counts against the limit: not a Range that continues a
+    download of this file already counted."""
+    return not (span.partial and span.start > 0 and _continues(recipient, f))
+
+
+def ranged_headers(response, f: DeliveryFile, name: str, span: ByteRange):
+    _attachment(response, name, span.length)
+    response["Accept-Ranges"] = "bytes"
+    response["ETag"], response["Last-Modified"] = _validators(f)
+    if span.partial:
+        response["Content-Range"] = f"bytes {span.start}-{span.end}/{span.size}"
+    return response
+
+
 def _downloadable(access) -> bool:
     return access.ready and access.delivery.server_holds_key
 
@@ -236,49 +285,34 @@ def file_download(request, access, file_id):
     )
     if f is None:
         return not_found(request)
-    etag, last_modified = _validators(f)
-    wanted = parse_range(request.headers.get("Range"), f.size)
-    if_range = request.headers.get("If-Range")
-    if wanted is not None and if_range and if_range.strip() not in (etag, last_modified):
-        wanted = None  # the client holds another version: send it all
-    if wanted == UNSATISFIABLE:
-        response = _attachment(HttpResponse(status=416), f.name, 0)
-        response["Content-Range"] = f"bytes */{f.size}"
-        return response
-    start, end = wanted or (0, f.size - 1)
-    count = not (wanted and start > 0 and _continues(recipient, f))
+    span = requested_range(request, f, f.size, f.name)
+    if isinstance(span, HttpResponse):
+        return span
+    count = counts_again(recipient, f, span)
     if count and _exhausted(recipient, [f]):
         return _limit_reached(request, recipient, [f])
-    length = end - start + 1
-    status = 206 if wanted else 200
     if request.method == "HEAD":
-        response = HttpResponse(status=status, content_type="application/octet-stream")
+        response = HttpResponse(status=span.status, content_type="application/octet-stream")
     else:
         try:
             key = _delivery_key(delivery)
             blob = _open_blob(f)
         except (sxf.SXFError, StoreError) as e:
             return _damaged(request, delivery, e)
-        detail = {"file": str(f.id), "size": f.size, "bytes": length}
-        if wanted:
-            detail["range"] = f"{start}-{end}"
+        detail = {"file": str(f.id), "size": f.size, "bytes": span.length}
+        if span.partial:
+            detail["range"] = f"{span.start}-{span.end}"
         reason = start_download(request, recipient, [f], count=count, detail=detail)
         if reason is not None:
             blob.close()
             if reason == "limit":
                 return _limit_reached(request, recipient, [f])
             return gone(request, recipient, reason)
-        body = plaintext(key, f, blob, start, end if wanted else None)
+        body = plaintext(key, f, blob, span.start, span.end if span.partial else None)
         response = StreamingHttpResponse(
-            body, status=status, content_type="application/octet-stream"
+            body, status=span.status, content_type="application/octet-stream"
         )
-    _attachment(response, f.name, length)
-    response["Accept-Ranges"] = "bytes"
-    response["ETag"] = etag
-    response["Last-Modified"] = last_modified
-    if wanted:
-        response["Content-Range"] = f"bytes {start}-{end}/{f.size}"
-    return response
+    return ranged_headers(response, f, f.name, span)
 
 
 def _open_plaintext(key, f):

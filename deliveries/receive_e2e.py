@@ -37,15 +37,15 @@ from deliveries import audit
 from deliveries.accel import accel_enabled, accel_response
 from deliveries.downloads import (
     PIECE,
-    UNSATISFIABLE,
-    _attachment,
     _continues,
     _damaged,
     _exhausted,
     _limit_reached,
     _open_blob,
-    _validators,
+    counts_again,
     parse_range,
+    ranged_headers,
+    requested_range,
 )
 from deliveries.models import AuditEvent, Delivery, DeliveryFile, Download, KeyEntry, Recipient
 from deliveries.receive_access import gone, not_found, recipient_view, resolve
@@ -297,24 +297,15 @@ def blob(request, access, file_id):
         url = blob_store().presigned_url(f.storage_name, f"{f.id}.sxf", settings.S3_PRESIGN_SECONDS)
         if url is not None:
             return _to_store(request, recipient, f, url)
-    etag, last_modified = _validators(f)
-    wanted = parse_range(request.headers.get("Range"), f.blob_size)
-    if_range = request.headers.get("If-Range")
-    if wanted is not None and if_range and if_range.strip() not in (etag, last_modified):
-        wanted = None
     name = f"{f.id}.sxf"
-    if wanted == UNSATISFIABLE:
-        response = _attachment(HttpResponse(status=416), name, 0)
-        response["Content-Range"] = f"bytes */{f.blob_size}"
-        return response
-    start, end = wanted or (0, f.blob_size - 1)
-    count = not (wanted and start > 0 and _continues(recipient, f))
+    span = requested_range(request, f, f.blob_size, name)
+    if isinstance(span, HttpResponse):
+        return span
+    count = counts_again(recipient, f, span)
     if count and _exhausted(recipient, [f]):
         return _limit_reached(request, recipient, [f])
-    length = end - start + 1
-    status = 206 if wanted else 200
     if request.method == "HEAD":
-        response = HttpResponse(status=status, content_type="application/octet-stream")
+        response = HttpResponse(status=span.status, content_type="application/octet-stream")
     else:
         try:
             stored = _open_blob(f)
@@ -335,17 +326,11 @@ def blob(request, access, file_id):
             return gone(request, recipient, reason)
         if accel is not None:
             return accel  # nginx answers Range, ETag and Last-Modified itself
-        stored.seek(start)
-        body = stored if end == f.blob_size - 1 else _Limited(stored, length)
-        response = FileResponse(body, status=status, content_type="application/octet-stream")
+        stored.seek(span.start)
+        body = stored if span.end == f.blob_size - 1 else _Limited(stored, span.length)
+        response = FileResponse(body, status=span.status, content_type="application/octet-stream")
         response.block_size = PIECE  # where the server cannot sendfile()
-    _attachment(response, name, length)
-    response["Accept-Ranges"] = "bytes"
-    response["ETag"] = etag
-    response["Last-Modified"] = last_modified
-    if wanted:
-        response["Content-Range"] = f"bytes {start}-{end}/{f.blob_size}"
-    return response
+    return ranged_headers(response, f, name, span)
 
 
 def _to_store(request, recipient: Recipient, f: DeliveryFile, url: str):

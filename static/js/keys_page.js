@@ -12,6 +12,7 @@ import {
 import { b64uDecode, fingerprint, fingerprintsEqual, formatFingerprint } from "./sxf.js";
 import { noteKeyringVersion, seenKeyringVersion } from "./compose_e2e.js";
 import { interpolate } from "./format.js";
+import { jsonApi } from "./page_api.js";
 
 const config = JSON.parse(document.getElementById("keys-config").textContent);
 const S = config.strings;
@@ -20,35 +21,11 @@ const $ = (id) => document.getElementById(id);
 
 // -- helpers --------------------------------------------------------------------------------
 
-async function api(method, url, body) {
-  const init = {
-    method,
-    credentials: "same-origin",
-    cache: "no-store",
-    headers: { Accept: "application/json", "X-CSRFToken": config.csrfToken },
-  };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(url, init);
-  } catch {
-    throw new PageError(S.networkError);
-  }
-  let data = {};
-  try {
-    data = await response.json();
-  } catch {
-    data = {};
-  }
-  if (!response.ok) {
-    const first = data.errors && Object.values(data.errors).flat()[0];
-    throw new PageError(data.error || first || interpolate(S.serverError, { status: response.status }));
-  }
-  return data;
-}
+const api = jsonApi({
+  csrfToken: config.csrfToken,
+  strings: S,
+  makeError: (message) => new PageError(message),
+});
 
 /** An error whose message is meant for the person at the page; `field` gets the focus. */
 class PageError extends Error {

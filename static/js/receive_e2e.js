@@ -23,9 +23,11 @@ import {
   formatFingerprint,
   normalizeEmail,
   SXFError,
+  toHex,
   unwrapP256,
 } from "./sxf.js";
 import { formatBytes, formatPercent, interpolate } from "./format.js";
+import { jsonApi } from "./page_api.js";
 import {
   Cancelled,
   DigestMismatch,
@@ -57,38 +59,11 @@ class PageError extends Error {
 /** Something is wrong in a way that means "do not trust this delivery": stop loudly. */
 const alarm = (message) => new PageError(message, { alarm: true });
 
-async function api(method, url, body) {
-  const init = {
-    method,
-    credentials: "same-origin",
-    cache: "no-store",
-    headers: { Accept: "application/json", "X-CSRFToken": config.csrfToken },
-  };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(url, init);
-  } catch {
-    throw new PageError(S.networkError);
-  }
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const first = data.errors && Object.values(data.errors).flat()[0];
-    const error = new PageError(
-      data.error || first || interpolate(S.serverError, { status: response.status }),
-    );
-    error.status = response.status;
-    throw error;
-  }
-  return data;
-}
-
-function toHex(bytes) {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
+const api = jsonApi({
+  csrfToken: config.csrfToken,
+  strings: S,
+  makeError: (message, status) => Object.assign(new PageError(message), { status }),
+});
 
 function fromHex(hex) {
   return Uint8Array.from(hex.match(/../g), (pair) => parseInt(pair, 16));
