@@ -13,6 +13,8 @@ it holds on a busy machine where absolute figures do not. Sizes come from the en
   BENCH_ROUNDS         repetitions of each side of a ratio            default 5
   BENCH_PORTS          loopback port range to use, like 18000-18099   default: any free
   BENCH_KEEP           keep the temporary folder (logs) when set
+  BENCH_ONLY           groups to run, like tus,browser (tus, accel, crypto, memory,
+                       slow, browser)                                  default: all
 
 ``--quick`` runs everything small and skips the browser (a smoke test, seconds long).
 """
@@ -49,6 +51,21 @@ def _browser_sizes(default: tuple[int, int]) -> tuple[int, int]:
             f"BENCH_BROWSER_MB must be two sizes like 256,1024, not {raw!r}."
         ) from None
     return small * MIB, large * MIB
+
+
+GROUPS = ("tus", "accel", "crypto", "memory", "slow", "browser")
+
+
+def _only() -> set[str]:
+    raw = os.environ.get("BENCH_ONLY", "").strip()
+    chosen = {part.strip() for part in raw.split(",") if part.strip()}
+    unknown = chosen - set(GROUPS)
+    if unknown:
+        raise SystemExit(
+            f"BENCH_ONLY names groups that do not exist: {', '.join(sorted(unknown))} "
+            f"(there are: {', '.join(GROUPS)})."
+        )
+    return chosen
 
 
 def _header(quick: bool) -> str:
@@ -98,6 +115,7 @@ def main(argv=None) -> int:
         chunk=64 * MIB,
     )
     browser_sizes = _browser_sizes((256 * MIB, 1024 * MIB))
+    only = _only()
     header = _header(q)
     print(header.splitlines()[0], flush=True)
 
@@ -115,8 +133,10 @@ def main(argv=None) -> int:
 
         rows: list[Row] = []
 
-        def step(name, function, *a):
+        def step(name, function, *a, key):
             """Measure one group of rows; a failure becomes a row, the others still run."""
+            if only and key not in only:
+                return
             print(f"  measuring: {name} ...", flush=True)
             try:
                 result = function(*a)
@@ -125,20 +145,24 @@ def main(argv=None) -> int:
             rows.extend(result if isinstance(result, tuple | list) else [result])
 
         step(
-            "tus upload and level 1 download", measure.uploads_and_level1_downloads, stack, settings
+            "tus upload and level 1 download",
+            measure.uploads_and_level1_downloads,
+            stack,
+            settings,
+            key="tus",
         )
-        step("level 3 via X-Accel-Redirect", measure.level3_accel, stack, settings)
-        step("SXF1 decryption", measure.decryption, settings)
-        step("memory", measure.memory, stack, settings)
-        step("slow downloads", measure.slow_downloads, stack, settings)
+        step("level 3 via X-Accel-Redirect", measure.level3_accel, stack, settings, key="accel")
+        step("SXF1 decryption", measure.decryption, settings, key="crypto")
+        step("memory", measure.memory, stack, settings, key="memory")
+        step("slow downloads", measure.slow_downloads, stack, settings, key="slow")
         from bench import browser
 
-        if q:
+        if q and (not only or "browser" in only):
             for direction in ("up", "down"):
                 what = browser.what(direction, *browser_sizes)
                 rows.append(Row.not_measured(what, browser.TARGET_TEXT, "--quick skips it"))
-        else:
-            step("browser", browser.rows, stack, browser_sizes)
+        elif not q:
+            step("browser", browser.rows, stack, browser_sizes, key="browser")
     print()
     print(render(rows, header))
     print(f"\n({time.monotonic() - started:.0f} s)")

@@ -12,10 +12,13 @@ in how the functions are called (a wrong key size, a chunk index out of range) r
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
+import mmap
 import os
 import re
+import stat
 import string
 import struct
 import unicodedata
@@ -135,6 +138,72 @@ def _fill(readinto: Any, view: memoryview, n: int) -> int:
             break
         got += more
     return got
+
+
+def _regular_fd(readable: Readable) -> int | None:
+    """The descriptor of a stock file object on a regular file, else None."""
+    if _stock_readinto(readable) is None or isinstance(readable, io.BytesIO):
+        return None
+    try:
+        fd = readable.fileno()
+        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except (OSError, ValueError):
+        return None
+
+
+class _Reads:
+    """Reads from a readable's position, each a memoryview valid until release().
+
+    Decryption reads every stored byte once, so copying them out of the page cache into a
+    buffer first costs about as much as AES-GCM itself. Where the bytes can be had without a
+    copy they are: a regular file is mapped a window at a time (mmap; blobs do not change once
+    stored, and the window never reaches past the file's current size), a stock BytesIO lends
+    its buffer. Any other stream is read into a reused buffer (stock readers) or by read().
+    The readable's position moves on as if it had been read.
+    """
+
+    def __init__(self, readable: Readable, largest: int) -> None:
+        self._readable = readable
+        self._held: list = []
+        self._fd = _regular_fd(readable)
+        self._readinto = None if self._fd is not None else _stock_readinto(readable)
+        if self._readinto is not None:
+            self._buffer = memoryview(bytearray(largest))
+
+    def take(self, n: int) -> memoryview:
+        """Up to ``n`` bytes (fewer only at the end), until the next release()."""
+        self.release()
+        if self._fd is not None:
+            return self._mapped(n)
+        if self._readinto is not None:
+            view = self._buffer[: _fill(self._readinto, self._buffer, n)]
+        else:
+            view = memoryview(_read_exact(self._readable, n))
+        self._held.append(view)
+        return view
+
+    def _mapped(self, n: int) -> memoryview:
+        at = self._readable.tell()
+        end = min(at + n, os.fstat(self._fd).st_size)
+        if end <= at:
+            return memoryview(b"")
+        base = at - at % mmap.ALLOCATIONGRANULARITY
+        mapping = mmap.mmap(self._fd, end - base, offset=base, access=mmap.ACCESS_READ)
+        whole = memoryview(mapping)
+        view = whole[at - base :]
+        self._held += [mapping, whole, view]
+        self._readable.seek(end)
+        return view
+
+    def release(self) -> None:
+        """Give back the last read (after which its view must not be used)."""
+        for held in reversed(self._held):
+            if isinstance(held, memoryview):
+                held.release()
+            elif isinstance(held, mmap.mmap):
+                with contextlib.suppress(BufferError):  # a view still out: unmapped when freed
+                    held.close()
+        self._held = []
 
 
 def b64u_encode(data: bytes) -> str:
@@ -400,7 +469,9 @@ def _chunks(
 
     The per-chunk work is kept to the AES-GCM call: sizes and nonces come from precomputed
     values rather than the range-checked helpers (the same numbers, checked once per read).
-    With ``discard`` the plaintext goes to one scratch buffer and nothing is yielded.
+    Each plaintext is yielded as soon as its tag verified: a caller that is done with it
+    before asking for the next one keeps the output in the processor's cache. With
+    ``discard`` the plaintext goes to one scratch buffer and nothing is yielded.
     """
     header = decryptor.header
     size = header.chunk_size
@@ -413,49 +484,50 @@ def _chunks(
     nonce = _NONCE.pack
     update = None if digest is None else digest.update_chunk
     scratch = memoryview(bytearray(size)) if discard else None
-    readinto = _stock_readinto(readable)
-    if readinto is not None:
-        span = (last - first) * stored_size + (final_stored if last == final else stored_size)
-        buffer = memoryview(bytearray(min(per_read * stored_size, span) + 1))
-    i = first
-    while i <= last:
-        group_last = min(last, i + per_read - 1)
-        at_end = group_last == final
-        want = (group_last - i) * stored_size + (final_stored if at_end else stored_size)
-        if readinto is None:
-            view = memoryview(_read_exact(readable, want + at_end))
-        else:
-            view = buffer[: _fill(readinto, buffer, want + at_end)]
-        if len(view) > want:
-            raise FormatError("the file has extra bytes after its last chunk")
-        pos = 0
-        for j in range(i, group_last + 1):
-            need = final_stored if j == final else stored_size
-            stored = view[pos : pos + need]
-            if len(stored) < need:
-                raise AuthenticationError(
-                    f"the file ends early: chunk {j} of {header.chunk_count} is missing"
-                )
-            try:
-                if scratch is None:
-                    plaintext = decrypt(nonce(j, j == final), stored, None)
+    span = (last - first) * stored_size + (final_stored if last == final else stored_size)
+    reads = _Reads(readable, min(per_read * stored_size, span) + 1)
+    stored = memoryview(b"")
+    try:
+        i = first
+        while i <= last:
+            group_last = min(last, i + per_read - 1)
+            at_end = group_last == final
+            want = (group_last - i) * stored_size + (final_stored if at_end else stored_size)
+            view = reads.take(want + at_end)
+            if len(view) > want:
+                raise FormatError("the file has extra bytes after its last chunk")
+            pos = 0
+            for j in range(i, group_last + 1):
+                need = final_stored if j == final else stored_size
+                stored = view[pos : pos + need]
+                if len(stored) < need:
+                    raise AuthenticationError(
+                        f"the file ends early: chunk {j} of {header.chunk_count} is missing"
+                    )
+                try:
+                    if scratch is None:
+                        plaintext = decrypt(nonce(j, j == final), stored, None)
+                    else:
+                        decrypt_into(nonce(j, j == final), stored, None, scratch[: need - TAG_LEN])
+                except InvalidTag:
+                    raise AuthenticationError(_tampered(j)) from None
+                if update is not None:
+                    update(stored)
+                stored.release()
+                pos += need
+                if scratch is not None:
+                    continue
+                if j in (first, last):  # only the ends of a range can be partial
+                    lo = max(start - j * size, 0)
+                    hi = min(end + 1 - j * size, len(plaintext))
+                    if lo < hi:
+                        yield plaintext if hi - lo == len(plaintext) else plaintext[lo:hi]
                 else:
-                    decrypt_into(nonce(j, j == final), stored, None, scratch[: need - TAG_LEN])
-            except InvalidTag:
-                raise AuthenticationError(_tampered(j)) from None
-            if update is not None:
-                update(stored)
-            pos += need
-            if scratch is not None:
-                continue
-            if j in (first, last):  # only the ends of a range can be partial
-                lo = max(start - j * size, 0)
-                hi = min(end + 1 - j * size, len(plaintext))
-                if lo < hi:
-                    yield plaintext if hi - lo == len(plaintext) else plaintext[lo:hi]
-            else:
-                yield plaintext
-        i = group_last + 1
+                    yield plaintext
+            i = group_last + 1
+    finally:
+        stored.release()
+        reads.release()
 
 
 def _open(

@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,8 +43,15 @@ class Proxy:
     static_root: Path
     log: Path
 
-    def access_log(self) -> str:
-        return self.log.read_text(encoding="utf-8")
+    def access_log(self, lines: int = 0) -> str:
+        """The access log once it has at least ``lines`` lines: nginx writes a request's
+        line after its last byte went out, so the client can be a moment ahead of it."""
+        deadline = time.monotonic() + 10
+        while True:
+            text = self.log.read_text(encoding="utf-8")
+            if text.count("\n") >= lines or time.monotonic() > deadline:
+                return text
+            time.sleep(0.05)
 
 
 @pytest.fixture
@@ -105,7 +113,7 @@ def test_a_level_1_download_streams_through_nginx_whole_and_in_ranges(proxy, mak
     assert part.headers["Content-Range"] == f"bytes 1000000-2099999/{len(data)}"
     assert part.content == data[1000000:2100000]
 
-    log = proxy.access_log()
+    log = proxy.access_log(lines=4)  # landing, opening, whole, range
     assert token not in log
     assert '"GET /d/[redacted] HTTP/1.1" 200' in log
     assert re.search(r'"GET /r/[0-9a-f-]+/files/[0-9a-f-]+ HTTP/1.1" 206 1100000 ', log)

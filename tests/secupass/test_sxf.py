@@ -277,6 +277,52 @@ def test_reads_are_bounded_and_grouped():
     assert max(stored.requests) <= sxf.READ_SIZE + 1
 
 
+def test_blob_files_are_read_in_place(tmp_path):
+    """A blob in a file (how every store hands it out) is mapped, not copied; what comes
+    out, and every refusal, is the same as from any other stream."""
+    content = plaintext(40 * CHUNK + 123)
+    written = sxf.BlobDigest()
+    encryptor = sxf.Encryptor(KEY, DELIVERY, FILE, len(content))
+    blob = b"".join(encryptor.encrypt_stream(io.BytesIO(content), digest=written))
+    path = tmp_path / "blob.sxf"
+    path.write_bytes(blob)
+
+    def from_file(data=None, buffering=-1, **kwargs):
+        if data is not None:
+            path.write_bytes(data)
+        with path.open("rb", buffering=buffering) as readable:
+            kwargs.setdefault("blob_length", len(blob))
+            out = bytearray()
+            try:
+                for part in sxf.decrypt_stream(
+                    KEY, readable, delivery_id=DELIVERY, file_id=FILE, **kwargs
+                ):
+                    out += part
+            except sxf.SXFError as error:
+                return bytes(out), error
+            return bytes(out), readable.tell()
+
+    for buffering in (-1, 0):  # BufferedReader and FileIO
+        digest = sxf.BlobDigest()
+        assert from_file(buffering=buffering, digest=digest) == (content, len(blob))
+        assert digest.hexdigest() == written.hexdigest()
+        start, end = CHUNK * 3 - 5, CHUNK * 30 + 7
+        out, _ = from_file(buffering=buffering, start=start, end=end)
+        assert out == content[start : end + 1]
+
+    released, error = from_file(blob[:-1])
+    assert isinstance(error, sxf.AuthenticationError) and "ends early" in str(error)
+    assert released == content[: 40 * CHUNK]
+    released, error = from_file(blob + b"\0")
+    assert isinstance(error, sxf.FormatError) and "extra bytes" in str(error)
+    assert content.startswith(released) and len(released) < len(content)
+    tampered = bytearray(blob)
+    tampered[sxf.HEADER_LEN + 20 * (CHUNK + sxf.TAG_LEN) + 9] ^= 1
+    released, error = from_file(bytes(tampered))
+    assert isinstance(error, sxf.AuthenticationError) and "chunk 20" in str(error)
+    assert released == content[: 20 * CHUNK]
+
+
 def test_encryptor_refuses_reuse_and_wrong_sizes():
     encryptor = sxf.Encryptor(KEY, DELIVERY, FILE, CHUNK + 1)
     with pytest.raises(ValueError, match="must be 65536 bytes"):
