@@ -14,6 +14,7 @@ One writer at a time is ensured by the caller (``deliveries.upload_lease``, a le
 row); the local store adds the operating system's lock (``locked``).
 """
 
+import ctypes
 import fcntl
 import os
 import re
@@ -186,6 +187,7 @@ class LocalBlobStore:
                     while view:
                         n = os.write(fd, view)
                         view = view[n:]
+                    _start_writeback(fd, offset + written, len(data))
                     written += len(data)
             finally:
                 os.fsync(fd)
@@ -235,6 +237,31 @@ class LocalBlobStore:
     def presigned_url(self, name: str, filename: str, seconds: int) -> None:
         """None: local blobs are served by the app (or by nginx through X-Accel-Redirect)."""
         return None
+
+
+def _writeback_starter() -> Callable[[int, int, int], object]:
+    """Linux's sync_file_range(SYNC_FILE_RANGE_WRITE), else a function that does nothing.
+
+    An append ends with fsync, before the new offset is recorded. Asking the kernel to start
+    writing each piece as soon as it is written lets the disk work while the rest of the
+    request arrives, so that fsync finds little left to do (PostgreSQL's
+    ``backend_flush_after`` does the same). It only starts the writes; it promises nothing.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.sync_file_range
+    except (OSError, AttributeError):
+        return lambda fd, offset, length: None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    write = 2  # SYNC_FILE_RANGE_WRITE
+
+    def start(fd: int, offset: int, length: int) -> object:
+        return function(fd, offset, length, write)
+
+    return start
+
+
+_start_writeback = _writeback_starter()
 
 
 def blob_store() -> BlobStore:
