@@ -48,6 +48,7 @@ MAX_CHUNKS = 2**32
 MAX_LENGTH = 2**64 - 1
 P256_PUBLIC_LEN = 65
 READ_SIZE = 1 << 20  # decrypt_stream asks for about this many bytes per read()
+MAP_WINDOW = 8 << 20  # decrypt_stream maps a blob's file this many bytes at a time
 
 _HEADER = struct.Struct(">4sBBBB16s16s32sQ")
 _NONCE = struct.Struct(">7xIB")  # 7 zero bytes || uint32 chunk index || last-chunk flag
@@ -152,58 +153,77 @@ def _regular_fd(readable: Readable) -> int | None:
 
 
 class _Reads:
-    """Reads from a readable's position, each a memoryview valid until release().
+    """Reads from a readable's position, each a memoryview valid until the next take() or
+    close().
 
     Decryption reads every stored byte once, so copying them out of the page cache into a
-    buffer first costs about as much as AES-GCM itself. Where the bytes can be had without a
-    copy they are: a regular file is mapped a window at a time (mmap; blobs do not change once
-    stored, and the window never reaches past the file's current size), a stock BytesIO lends
-    its buffer. Any other stream is read into a reused buffer (stock readers) or by read().
-    The readable's position moves on as if it had been read.
+    buffer first costs about as much as AES-GCM itself. A regular file is therefore mapped
+    (mmap) a window of MAP_WINDOW bytes at a time and read in place: blobs do not change once
+    stored, and a window never reaches past the file's size when it was mapped. Any other
+    stream is read into a reused buffer (stock readers) or by read(). The readable's position
+    moves on as if it had been read.
     """
 
     def __init__(self, readable: Readable, largest: int) -> None:
         self._readable = readable
-        self._held: list = []
+        self._view: memoryview | None = None
+        self._mapping: mmap.mmap | None = None
+        self._window = memoryview(b"")
+        self._window_start = 0
+        self._window_to_end = False  # the window reaches the end of the file
         self._fd = _regular_fd(readable)
         self._readinto = None if self._fd is not None else _stock_readinto(readable)
         if self._readinto is not None:
             self._buffer = memoryview(bytearray(largest))
 
     def take(self, n: int) -> memoryview:
-        """Up to ``n`` bytes (fewer only at the end), until the next release()."""
-        self.release()
+        """Up to ``n`` bytes (fewer only at the end of the stream)."""
+        self._release_view()
         if self._fd is not None:
-            return self._mapped(n)
-        if self._readinto is not None:
+            view = self._mapped(n)
+        elif self._readinto is not None:
             view = self._buffer[: _fill(self._readinto, self._buffer, n)]
         else:
             view = memoryview(_read_exact(self._readable, n))
-        self._held.append(view)
+        self._view = view
         return view
 
     def _mapped(self, n: int) -> memoryview:
         at = self._readable.tell()
-        end = min(at + n, os.fstat(self._fd).st_size)
-        if end <= at:
-            return memoryview(b"")
-        base = at - at % mmap.ALLOCATIONGRANULARITY
-        mapping = mmap.mmap(self._fd, end - base, offset=base, access=mmap.ACCESS_READ)
-        whole = memoryview(mapping)
-        view = whole[at - base :]
-        self._held += [mapping, whole, view]
-        self._readable.seek(end)
+        start, end = self._window_start, self._window_start + len(self._window)
+        if not (start <= at and (at + n <= end or self._window_to_end)):
+            self._unmap()
+            size = os.fstat(self._fd).st_size
+            if at >= size:
+                return memoryview(b"")
+            start = at - at % mmap.ALLOCATIONGRANULARITY
+            end = min(max(at + n, start + MAP_WINDOW), size)
+            self._mapping = mmap.mmap(self._fd, end - start, offset=start, access=mmap.ACCESS_READ)
+            self._window = memoryview(self._mapping)
+            self._window_start = start
+            self._window_to_end = end == size
+        stop = min(at + n, end)
+        view = self._window[at - start : max(at, stop) - start]
+        self._readable.seek(at + len(view))
         return view
 
-    def release(self) -> None:
-        """Give back the last read (after which its view must not be used)."""
-        for held in reversed(self._held):
-            if isinstance(held, memoryview):
-                held.release()
-            elif isinstance(held, mmap.mmap):
-                with contextlib.suppress(BufferError):  # a view still out: unmapped when freed
-                    held.close()
-        self._held = []
+    def _release_view(self) -> None:
+        if self._view is not None:
+            self._view.release()
+            self._view = None
+
+    def _unmap(self) -> None:
+        self._window.release()
+        self._window = memoryview(b"")
+        if self._mapping is not None:
+            with contextlib.suppress(BufferError):  # a view still out: unmapped when freed
+                self._mapping.close()
+            self._mapping = None
+
+    def close(self) -> None:
+        """Give everything back; no view taken before may be used after this."""
+        self._release_view()
+        self._unmap()
 
 
 def b64u_encode(data: bytes) -> str:
@@ -527,7 +547,7 @@ def _chunks(
             i = group_last + 1
     finally:
         stored.release()
-        reads.release()
+        reads.close()
 
 
 def _open(
