@@ -7,7 +7,9 @@ The sender and the recipient have SecuPass keys that know each other (pinned in 
 keyrings), so the compose page wraps the delivery key for the recipient directly, and the
 recipient can open what was just uploaded. The recipient's page saves through the File System
 Access API into the origin-private file system (on disk in the profile), since a real file
-picker needs a person.
+picker needs a person. That page runs in the profile's default context: a context of its own
+would be off the record, and Chromium keeps an off-the-record origin's files in memory (a
+1 GiB download then grew the browser process by 1 GiB), which a person's browser does not.
 """
 
 import json
@@ -88,7 +90,7 @@ def rows(stack: Stack, file_sizes: tuple[int, int]) -> list[Row]:
 def _measure(stack, browser, people, small: int, large: int, target: str) -> list[Row]:
     base = f"http://127.0.0.1:{stack.port}"
     sender = browser.new_page()
-    reader = browser.new_page()
+    reader = browser.new_page(own_context=False)  # saves to disk, as a person's browser does
     reader.init_script(OPFS_PICKER)
     _log_in(sender, base, SENDER, PASSWORD)
     _log_in(reader, base, READER, PASSWORD)

@@ -121,12 +121,17 @@ class Browser:
             raise CDPError(f"{method}: {answer['error'].get('message')}")
         return answer.get("result", {})
 
-    def new_page(self) -> "Page":
-        """A page in a browser context of its own (its own cookies and storage)."""
-        context = self.send("Target.createBrowserContext")["browserContextId"]
-        target = self.send(
-            "Target.createTarget", {"url": "about:blank", "browserContextId": context}
-        )["targetId"]
+    def new_page(self, *, own_context: bool = True) -> "Page":
+        """A page in a browser context of its own (its own cookies and storage), or with
+        ``own_context=False`` in the profile's default context. A context of its own is
+        off the record: Chromium keeps what the page stores (the origin-private file system
+        included) in memory, where the default context keeps it on disk."""
+        params = {"url": "about:blank"}
+        if own_context:
+            params["browserContextId"] = self.send("Target.createBrowserContext")[
+                "browserContextId"
+            ]
+        target = self.send("Target.createTarget", params)["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})
         return Page(self, session["sessionId"])
 
