@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -136,6 +137,7 @@ def compose(request):
         "uploads": API_UPLOADS,
         "sentUrl": sent_url_template(),
         "batchBytes": min(UPLOAD_BATCH, settings.TUS_MAX_CHUNK),
+        "sealWorker": static("js/seal_worker.js"),
         "maxFileSize": settings.MAX_FILE_SIZE,
         "maxFiles": settings.MAX_FILES_PER_DELIVERY,
         "maxRecipients": settings.MAX_RECIPIENTS,

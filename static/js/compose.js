@@ -8,6 +8,7 @@ import {
   BlobDigest,
   blobLength,
   Encryptor,
+  parseHeader,
   plaintextChunkLength,
 } from "./sxf.js";
 import { TusClient } from "./tus.js";
@@ -17,7 +18,9 @@ import { ComposeE2E } from "./compose_e2e.js";
 const config = JSON.parse(document.getElementById("compose-config").textContent);
 const S = config.strings;
 const STATE_KEY = "secushare.compose";
-const READ_CHUNKS = 64; // plaintext chunks read with one slice() and encrypted together (4 MiB)
+const READ_CHUNKS = 64; // plaintext chunks read and encrypted together (4 MiB)
+const SEALING = 2; // such slices being encrypted while the next one is read
+const BATCHES_AHEAD = 1; // batches (PATCH bodies) encrypted while one is uploading
 const EMAIL_RE = /^[^\s@<>(),;:"[\]]+@[^\s@<>(),;:"[\]]+\.[^\s@<>(),;:"[\]]+$/;
 
 const $ = (id) => document.getElementById(id);
@@ -358,61 +361,220 @@ async function dropEntry(entry) {
 // -- encryption and upload ----------------------------------------------------------------
 
 /**
- * The stored bytes of one file (header, then every chunk sealed exactly once) as Blobs of
- * about batchBytes each. READ_CHUNKS chunks of plaintext are read with one slice() and
- * encrypted together, so only a few MiB of plaintext are ever in memory.
- *
- * Blobs rather than one Uint8Array per batch: in Chromium under DevTools (Playwright) a typed
- * array body is copied into the inspector for every request, which made 1 GiB uploads several
- * times slower and the renderer grow to 850 MiB; a Blob body is not copied. file.stream() read
- * faster on its own, but was slower together with Blob batches, and read ahead into memory.
+ * Encrypts one file chunk by chunk, each chunk exactly once, in a worker (seal_worker.js): in
+ * Chromium WebCrypto runs on the thread that calls it, so the page's thread stays free to read
+ * the file and upload while the worker encrypts. Where a module worker cannot start, the page
+ * encrypts itself. seal() takes whole chunks of plaintext in order and resolves to their stored
+ * bytes; digest() resolves to the manifest digest (levels 3 and 4) once every chunk is sealed.
  */
-async function* storedBatches(file, encryptor, batchBytes, digest = null) {
-  const { chunkCount, chunkSize } = encryptor.parsed;
-  let parts = [encryptor.header];
-  let held = encryptor.header.length;
-  for (let first = 0; first < chunkCount; first += READ_CHUNKS) {
-    const last = Math.min(chunkCount, first + READ_CHUNKS);
-    const begin = first * chunkSize;
-    let length = 0;
-    for (let i = first; i < last; i++) length += plaintextChunkLength(encryptor.parsed, i);
-    const plain = new Uint8Array(await file.slice(begin, begin + length).arrayBuffer());
-    if (plain.length !== length) throw new Error(S.fileChanged);
-    const sealed = [];
-    for (let i = first; i < last; i++) {
-      const at = (i - first) * chunkSize;
-      sealed.push(encryptor.encryptChunk(i, plain.subarray(at, at + chunkSize)));
+class Sealer {
+  static async start(options) {
+    if (config.sealWorker) {
+      let worker = null;
+      try {
+        worker = new Worker(config.sealWorker, { type: "module" });
+        const sealer = new Sealer(worker);
+        sealer.header = (await sealer.ask({ start: options })).header;
+        return sealer;
+      } catch {
+        worker?.terminate(); // no module workers here: encrypt in the page
+      }
     }
-    for (const chunk of await Promise.all(sealed)) {
-      digest?.updateChunk(chunk); // levels 3, 4: the manifest's digest of the stored bytes
-      parts.push(chunk);
-      held += chunk.length;
-      if (held >= batchBytes) {
-        yield new Blob(parts);
-        parts = [];
-        held = 0;
+    const { deliveryKey, deliveryId, fileId, size, digest } = options;
+    const local = new Sealer(null);
+    local.encryptor = await Encryptor.create(deliveryKey, deliveryId, fileId, size);
+    local.blobDigest = digest ? new BlobDigest() : null;
+    await local.blobDigest?.updateHeader(local.encryptor.header);
+    local.header = local.encryptor.header;
+    return local;
+  }
+
+  constructor(worker) {
+    this.worker = worker;
+    this.waiting = []; // {resolve, reject} per message sent: the worker answers in order
+    this.failure = null;
+    if (!worker) return;
+    worker.onmessage = ({ data }) => {
+      if (data.error !== undefined) this.fail(new Error(data.error));
+      else this.waiting.shift()?.resolve(data);
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      this.fail(new Error(event.message || "the encryption worker failed"));
+    };
+  }
+
+  fail(error) {
+    this.failure ??= error;
+    for (const { reject } of this.waiting.splice(0)) reject(this.failure);
+    this.worker?.terminate();
+  }
+
+  ask(message, transfer = []) {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.worker.postMessage(message, transfer);
+    });
+  }
+
+  /**
+   * {stored, plain}: the stored bytes of the chunks from `first` whose plaintext is `plain`
+   * (in `into`, a spare buffer, when it is large enough), and `plain` back for reuse.
+   */
+  async seal(first, plain, into) {
+    if (!this.worker) {
+      const digest = this.blobDigest;
+      return { stored: await this.encryptor.encryptChunks(first, plain, { into, digest }), plain };
+    }
+    const transfer = into ? [plain.buffer, into.buffer] : [plain.buffer];
+    return (await this.ask({ seal: { first, plain, into } }, transfer)).sealed;
+  }
+
+  async digest() {
+    if (!this.worker) return this.blobDigest ? this.blobDigest.hexdigest() : null;
+    return (await this.ask({ finish: true })).digest;
+  }
+
+  close() {
+    this.fail(new DOMException("The encryption was stopped.", "AbortError"));
+  }
+}
+
+/**
+ * Reads a file front to back, `length` bytes at a time. A byte stream reads into buffers given
+ * back for reuse and costs the browser about a third of what slice() and arrayBuffer() cost.
+ */
+function fileReader(file) {
+  let reader = null;
+  try {
+    reader = file.stream().getReader({ mode: "byob" });
+  } catch {
+    reader = null; // no byte streams here: slice() and arrayBuffer()
+  }
+  let offset = 0;
+  const readSome = async (length, spare) => {
+    if (!reader) {
+      const buffer = await file.slice(offset, offset + length).arrayBuffer();
+      offset += buffer.byteLength;
+      return new Uint8Array(buffer);
+    }
+    let buffer = spare?.byteLength >= length ? spare.buffer : new ArrayBuffer(length);
+    let at = 0;
+    while (at < length) {
+      const { done, value } = await reader.read(new Uint8Array(buffer, at, length - at));
+      if (done) break;
+      buffer = value.buffer;
+      at += value.byteLength;
+    }
+    return new Uint8Array(buffer, 0, at);
+  };
+  return {
+    async read(length, spare) {
+      let bytes;
+      try {
+        bytes = await readSome(length, spare);
+      } catch {
+        throw new Error(S.fileChanged); // the browser refuses to read a file changed on disk
+      }
+      if (bytes.length !== length) throw new Error(S.fileChanged);
+      return bytes;
+    },
+    cancel() {
+      reader?.cancel().catch(() => {});
+    },
+  };
+}
+
+/**
+ * The stored bytes of one file (header, then every chunk) as Blobs of batchBytes each, the
+ * last one shorter. READ_CHUNKS chunks of plaintext are read at a time, the next ones while the
+ * sealer encrypts, so only a few MiB of plaintext are ever in memory.
+ *
+ * Each batch is filled in one Uint8Array and copied once into a Blob. A Blob built from
+ * the ~256 sealed pieces cost about as much as the encryption; a typed array body is copied
+ * into the inspector for every request under DevTools (Playwright), which made 1 GiB uploads
+ * several times slower there.
+ */
+async function* storedBatches(file, sealer, batchBytes) {
+  const header = parseHeader(sealer.header);
+  const { chunkCount } = header;
+  const total = Number(header.blobLength);
+  let batch = null;
+  let filled = 0;
+  let made = 0;
+
+  function* put(bytes) {
+    for (let at = 0; at < bytes.length; ) {
+      batch ??= new Uint8Array(Math.min(batchBytes, total - made));
+      const n = Math.min(bytes.length - at, batch.length - filled);
+      batch.set(bytes.subarray(at, at + n), filled);
+      filled += n;
+      at += n;
+      if (filled === batch.length) {
+        made += filled;
+        yield new Blob([batch]);
+        // A new array for the next batch rather than this one again: its allocation is what
+        // makes the page collect garbage, and with it the Blobs already uploaded, which the
+        // browser keeps until then (reused arrays let memory grow with the file).
+        batch = null;
+        filled = 0;
       }
     }
   }
-  if (held) yield new Blob(parts);
+
+  yield* put(sealer.header);
+  const reader = fileReader(file);
+  const spares = { plain: [], stored: [] };
+  const sealing = []; // slices handed to the sealer, oldest first
+  let next = 0;
+  try {
+    while (next < chunkCount || sealing.length) {
+      while (next < chunkCount && sealing.length < SEALING) {
+        const last = Math.min(chunkCount, next + READ_CHUNKS);
+        let length = 0;
+        for (let i = next; i < last; i++) length += plaintextChunkLength(header, i);
+        const plain = await reader.read(length, spares.plain.pop());
+        const sealed = sealer.seal(next, plain, spares.stored.pop());
+        sealed.catch(() => {}); // awaited below, in order
+        sealing.push(sealed);
+        next = last;
+      }
+      const { stored, plain } = await sealing.shift();
+      yield* put(stored);
+      spares.plain.push(plain);
+      spares.stored.push(stored);
+    }
+  } finally {
+    reader.cancel();
+  }
 }
 
 async function sendFile(entry) {
-  const encryptor = await Encryptor.create(delivery.key, delivery.id, entry.fileId, entry.size);
-  const digest = delivery.level >= 3 ? new BlobDigest() : null;
-  await digest?.updateHeader(encryptor.header);
-  const batches = storedBatches(entry.file, encryptor, config.batchBytes, digest);
+  const sealer = await Sealer.start({
+    deliveryKey: delivery.key,
+    deliveryId: delivery.id,
+    fileId: entry.fileId,
+    size: entry.size,
+    digest: delivery.level >= 3, // levels 3, 4: the manifest's digest of the stored bytes
+  });
+  const batches = storedBatches(entry.file, sealer, config.batchBytes);
   const signal = entry.ctrl.signal;
   let offset = 0;
-  let pending = batches.next();
+  // BATCHES_AHEAD batches are encrypted while one travels. A batch's ciphertext stays in
+  // memory until the server acknowledged all of it, so a retry resends the same bytes.
+  const ahead = [];
+  const more = () => {
+    const pending = batches.next();
+    pending.catch(() => {});
+    ahead.push(pending);
+  };
   try {
+    for (let k = 0; k < BATCHES_AHEAD; k++) more();
     for (;;) {
-      const { value: batch, done } = await pending;
+      const { value: batch, done } = await ahead.shift();
       if (done) break;
-      // Encrypt the next batch while this one travels. This batch's ciphertext stays in
-      // memory until the server acknowledged all of it, so a retry resends the same bytes.
-      pending = batches.next();
-      pending.catch(() => {});
+      more();
       const start = offset;
       await tus.upload(entry.url, start, batch, {
         signal,
@@ -429,11 +591,12 @@ async function sendFile(entry) {
       entry.acked = offset;
       entry.inflight = 0;
     }
+    if (offset !== entry.length) throw new Error(S.badLength);
+    entry.digest = await sealer.digest();
   } finally {
+    sealer.close();
     batches.return().catch(() => {});
   }
-  if (offset !== entry.length) throw new Error(S.badLength);
-  entry.digest = digest ? await digest.hexdigest() : null;
 }
 
 /** Upload one file; never throws: ends as done, failed, or removed (cancelled). */

@@ -297,6 +297,41 @@ export class Encryptor {
     const iv = chunkNonce(i, i === this.parsed.chunkCount - 1);
     return new Uint8Array(await subtle.encrypt({ name: "AES-GCM", iv }, this.key, plaintext));
   }
+
+  /**
+   * Stored chunks first, first + 1, ... of `plaintext`, which holds their plaintext back to
+   * back (whole chunks only), as one Uint8Array of stored bytes; written into `into` when it is
+   * large enough. `digest` (a BlobDigest), when given, is fed every stored chunk in order.
+   * Every chunk is handed to WebCrypto (which copies it) before this returns its promise, so
+   * the caller may reuse `plaintext` at once.
+   */
+  async encryptChunks(first, plaintext, { into, digest } = {}) {
+    plaintext = bytesOf(plaintext);
+    const { chunkSize } = this.parsed;
+    const count = Math.max(1, Math.ceil(plaintext.length / chunkSize));
+    const sealed = [];
+    let size = 0;
+    for (let k = 0; k < count; k++) {
+      const part = plaintext.subarray(k * chunkSize, (k + 1) * chunkSize);
+      const pending = this.encryptChunk(first + k, part);
+      pending.catch(() => {}); // awaited below, in order
+      sealed.push(pending);
+      size += part.length + TAG_LEN;
+    }
+    into = into === undefined ? null : bytesOf(into);
+    const stored =
+      into && into.length >= size
+        ? new Uint8Array(into.buffer, into.byteOffset, size)
+        : new Uint8Array(size);
+    let pos = 0;
+    for (const pending of sealed) {
+      const chunk = await pending;
+      digest?.updateChunk(chunk);
+      stored.set(chunk, pos);
+      pos += chunk.length;
+    }
+    return stored;
+  }
 }
 
 /** Decrypts the chunks of one blob; create() checks the header against `expect`. */

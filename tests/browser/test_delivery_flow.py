@@ -163,6 +163,8 @@ def test_level_1_two_files_arrive_byte_identical(
 ):
     page.goto("/accounts/login/")
     log_in(page, sender.email, password)
+    workers = []
+    page.on("worker", lambda worker: workers.append(worker.url))
     delivery = compose_and_send(
         page,
         to="Rita Recipient <rita@example.org>",
@@ -173,6 +175,8 @@ def test_level_1_two_files_arrive_byte_identical(
     assert delivery.status == Delivery.Status.SENT and delivery.level == 1
     assert sorted(f.name for f in delivery.files.all()) == sorted(files)
     assert page_errors == []
+    # Each file was encrypted off the page's thread, by a worker of its own.
+    assert len([url for url in workers if "/js/seal_worker" in url]) == len(files)
 
     link = delivery_link(live_server, "rita@example.org")
     confirm_address(recipient_page, link, "rita@example.org")
