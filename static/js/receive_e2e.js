@@ -46,6 +46,8 @@ const urls = config.urls;
 const $ = (id) => document.getElementById(id);
 const utf8 = new TextEncoder();
 const running = new Set();
+// ms between progress updates while saving: each one costs the page time that decryption needs
+const PROGRESS_EVERY = 250;
 
 /** An error whose message is meant for the person at the page. */
 class PageError extends Error {
@@ -373,9 +375,13 @@ function fileRow(file, signed, opened, files) {
         digest: signed.digest,
       };
       const total = Math.max(1, file.size);
+      let shown = -Infinity;
       await transfer(file, expect, sink, {
         signal: controller.signal,
         onProgress: (done) => {
+          const now = performance.now();
+          if (now - shown < PROGRESS_EVERY) return;
+          shown = now;
           progress.value = done / total;
           status.textContent = interpolate(S.saving, {
             percent: formatPercent(done / total),

@@ -299,6 +299,93 @@ def test_the_file_system_access_path_writes_the_file_and_a_broken_fetch_resumes(
     assert page_errors == []
 
 
+# Fetch bodies read as pieces, as in browsers without byte streams ("bring your own buffer").
+NO_BYOB = """
+const getReader = ReadableStream.prototype.getReader;
+ReadableStream.prototype.getReader = function (options) {
+  if (options?.mode === "byob") throw new TypeError("no byte streams here");
+  return getReader.call(this, options);
+};
+"""
+# Counts the writes the page makes into a file picked with the File System Access API.
+COUNT_WRITES = """
+window.__writes = 0;
+const write = FileSystemWritableFileStream.prototype.write;
+FileSystemWritableFileStream.prototype.write = function (...args) {
+  window.__writes += 1;
+  return write.apply(this, args);
+};
+"""
+LARGE = 20_000_000  # plaintext written in several writes, not one
+
+
+@pytest.mark.parametrize(
+    "way", ["file system access", "file system access without byte streams", "service worker"]
+)
+def test_a_large_file_arrives_whole_in_order_after_a_broken_fetch(
+    page, live_server, sender_key, page_errors, way
+):
+    rita = make_key(
+        guest(RITA), secupass=SECUPASS, pins={sender_key.user.email: fingerprint_hex(sender_key)}
+    )
+    made = make_e2e_delivery(sender_key, readers=[rita], files={"gross.bin": LARGE})
+    page.add_init_script(NO_PICKER if way == "service worker" else OPFS_PICKER + COUNT_WRITES)
+    if "without byte streams" in way:
+        page.add_init_script(NO_BYOB)
+    fetched = []
+
+    def break_off_the_first(route):
+        fetched.append(route.request.headers.get("range"))
+        if len(fetched) > 1:
+            route.continue_()
+            return
+        response = route.fetch()
+        route.fulfill(response=response, body=response.body()[:13_000_000])
+
+    page.route(re.compile(r"/blobs/"), break_off_the_first)
+    open_delivery(page, made, live_server)
+    unlock(page)
+    if way == "service worker":
+        download = save(page, made, "gross.bin")
+        assert sha256_path(download.path()) == made.sha256["gross.bin"]
+    else:
+        row(page, made, "gross.bin").get_by_role("button", name="Save").click()
+        wait_status(page, made, "gross.bin", "Saved and verified")
+        assert page.evaluate(OPFS_SHA256, "gross.bin") == made.sha256["gross.bin"]
+        assert page.evaluate("window.__writes") >= 2
+    wait_status(page, made, "gross.bin", "Saved and verified")
+    # The second fetch went on from where the first stopped, not from the start.
+    assert len(fetched) == 2 and fetched[0] is None
+    offset = int(re.fullmatch(r"bytes=(\d+)-", fetched[1]).group(1))
+    assert 8_000_000 < offset <= 13_000_000
+    assert Download.objects.get().count == 1
+    assert page_errors == []
+
+
+def test_a_chunk_tampered_after_several_writes_still_leaves_no_file(
+    page, live_server, sender_key, settings, page_errors
+):
+    rita = make_key(
+        guest(RITA), secupass=SECUPASS, pins={sender_key.user.email: fingerprint_hex(sender_key)}
+    )
+    made = make_e2e_delivery(sender_key, readers=[rita], files={"gross.bin": LARGE})
+    path = settings.MEDIA_ROOT / made.files["gross.bin"].storage_name
+    data = bytearray(path.read_bytes())
+    data[sxf.chunk_offset(sxf.Header.parse(bytes(data)), 290) + 7] ^= 1
+    path.write_bytes(bytes(data))
+    page.add_init_script(OPFS_PICKER + COUNT_WRITES)
+
+    open_delivery(page, made, live_server)
+    unlock(page)
+    row(page, made, "gross.bin").get_by_role("button", name="Save").click()
+    text = wait_status(page, made, "gross.bin", "changed or damaged")
+    assert "chunk 290 failed authentication" in text
+    assert page.evaluate("window.__writes") >= 2  # verified chunks before it were written
+    assert page.evaluate(OPFS_SHA256, "gross.bin") == "NotFoundError"
+    assert downloaded_events(made) == 0
+    assert page_errors == []
+
+
 def _pin_another_key(made, sender_key):
     other = make_key(guest("someone@example.org"))
     return {sender_key.user.email: fingerprint_hex(other)}, None
