@@ -263,6 +263,23 @@ def test_a_tampered_blob_stops_with_an_error_and_leaves_no_file(
     assert page_errors == []
 
 
+def break_off_the_first_fetch(page, cut: int) -> list:
+    """The first fetch of a blob ends after ``cut`` bytes; later ones pass. Returns the Range
+    header of every fetch (None for a whole one), as they come."""
+    fetched = []
+
+    def route_blob(route):
+        fetched.append(route.request.headers.get("range"))
+        if len(fetched) > 1:
+            route.continue_()
+            return
+        response = route.fetch()
+        route.fulfill(response=response, body=response.body()[:cut])
+
+    page.route(re.compile(r"/blobs/"), route_blob)
+    return fetched
+
+
 def test_the_file_system_access_path_writes_the_file_and_a_broken_fetch_resumes(
     page, live_server, sender_key, page_errors
 ):
@@ -272,17 +289,7 @@ def test_the_file_system_access_path_writes_the_file_and_a_broken_fetch_resumes(
     made = make_e2e_delivery(sender_key, readers=[rita], files={"gross.bin": 4_000_000})
     page.add_init_script(OPFS_PICKER)
     cut = 2_500_000
-    fetched = []
-
-    def break_off_the_first(route):
-        fetched.append(route.request.headers.get("range"))
-        if len(fetched) > 1:
-            route.continue_()
-            return
-        response = route.fetch()
-        route.fulfill(response=response, body=response.body()[:cut])
-
-    page.route(re.compile(r"/blobs/"), break_off_the_first)
+    fetched = break_off_the_first_fetch(page, cut)
     open_delivery(page, made, live_server)
     unlock(page)
     row(page, made, "gross.bin").get_by_role("button", name="Save").click()
@@ -332,17 +339,7 @@ def test_a_large_file_arrives_whole_in_order_after_a_broken_fetch(
     page.add_init_script(NO_PICKER if way == "service worker" else OPFS_PICKER + COUNT_WRITES)
     if "without byte streams" in way:
         page.add_init_script(NO_BYOB)
-    fetched = []
-
-    def break_off_the_first(route):
-        fetched.append(route.request.headers.get("range"))
-        if len(fetched) > 1:
-            route.continue_()
-            return
-        response = route.fetch()
-        route.fulfill(response=response, body=response.body()[:13_000_000])
-
-    page.route(re.compile(r"/blobs/"), break_off_the_first)
+    fetched = break_off_the_first_fetch(page, 13_000_000)
     open_delivery(page, made, live_server)
     unlock(page)
     if way == "service worker":
