@@ -66,6 +66,7 @@ def js_strings() -> dict:
         "noFiles": _("Add at least one file."),
         "fileChanged": _("the file changed while it was being read; add it again"),
         "badLength": _("the encrypted file came out at an unexpected length; add it again"),
+        "encryptionFailed": _("the file could not be encrypted in this browser; add it again"),
         "tooManyFiles": _("A delivery can hold at most {max} files."),
         "tooLarge": _("This file is larger than the limit of {limit} per file."),
         "duplicate": _("This file has been added already."),

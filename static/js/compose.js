@@ -395,13 +395,19 @@ class Sealer {
     this.failure = null;
     if (!worker) return;
     worker.onmessage = ({ data }) => {
-      if (data.error !== undefined) this.fail(new Error(data.error));
+      if (data.error !== undefined) this.broke(data.error);
       else this.waiting.shift()?.resolve(data);
     };
     worker.onerror = (event) => {
       event.preventDefault();
-      this.fail(new Error(event.message || "the encryption worker failed"));
+      this.broke(event.message);
     };
+  }
+
+  /** The worker failed: the person reads a translated sentence, the console the detail. */
+  broke(detail) {
+    console.warn("encryption worker:", detail);
+    this.fail(new Error(S.encryptionFailed));
   }
 
   fail(error) {

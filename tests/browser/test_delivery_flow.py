@@ -184,6 +184,24 @@ def test_level_1_two_files_arrive_byte_identical(
     download_everything(recipient_page, files)
 
 
+def test_without_the_encryption_worker_the_page_encrypts_itself(
+    page, page_errors, sender, password, tmp_path
+):
+    """A browser that cannot start the worker (blocked, or no module workers) still sends."""
+    page.route(re.compile(r"/js/seal_worker"), lambda route: route.fulfill(status=404))
+    source = tmp_path / "notes.txt"
+    source.write_bytes(os.urandom(300_000))
+    page.goto("/accounts/login/")
+    log_in(page, sender.email, password)
+    delivery = compose_and_send(
+        page, to="rita@example.org", subject="Without a worker", level=1, paths=[source]
+    )
+    assert delivery.status == Delivery.Status.SENT
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert stored_plaintext_digests(delivery) == {"notes.txt": digest}
+    assert page_errors == []
+
+
 def test_level_2_recipient_registers_verifies_logs_in_and_downloads(
     page, page_errors, recipient_page, live_server, sender, password, files
 ):
