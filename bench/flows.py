@@ -49,9 +49,13 @@ def blob_pieces(key: bytes, delivery_id, file_id, size: int) -> Iterator[bytes]:
 
 
 def write_blob(path: Path, key: bytes, delivery_id, file_id, size: int) -> int:
+    """Write the blob and wait until it is on disk, so that no writeback of it is still
+    going on when a timed upload of it starts (the app's fsync would wait behind it)."""
     with path.open("wb") as out:
         for piece in blob_pieces(key, delivery_id, file_id, size):
             out.write(piece)
+        out.flush()
+        os.fsync(out.fileno())
     return path.stat().st_size
 
 
