@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.db import connections
 
 
 class SecurityHeadersMiddleware:
@@ -18,4 +19,28 @@ class SecurityHeadersMiddleware:
             "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
         )
         response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        return response
+
+
+class ReleaseDatabaseMiddleware:
+    """Hands a streaming response's database connections back before its body goes out.
+
+    A level 1/2 download is decrypted while it streams, to a recipient who may read it for
+    an hour; the view has done all its database work by then. Without this the thread would
+    keep its connection until the last byte, so a hundred slow downloads held a hundred
+    PostgreSQL connections, and the next request met "too many clients" (PostgreSQL allows
+    100 by default). The connection goes back to the pool (or is closed, on SQLite); whatever
+    needs the database later opens one again. A connection inside a transaction is left
+    alone. Outermost in MIDDLEWARE, so every other middleware has finished with it.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.streaming:
+            for connection in connections.all(initialized_only=True):
+                if not connection.in_atomic_block:
+                    connection.close()
         return response

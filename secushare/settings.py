@@ -83,6 +83,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "secushare.middleware.ReleaseDatabaseMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "secushare.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -132,8 +133,22 @@ if EMBEDDED:
         }
     }
 else:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"].endswith((".postgresql", ".postgis")):
+        # A pool per process rather than a connection per thread: gunicorn runs 64 threads
+        # per process, and PostgreSQL allows 100 connections by default. A request takes a
+        # connection from the pool and returns it when it ends (a streaming download as
+        # soon as its body starts: secushare.middleware.ReleaseDatabaseMiddleware); when all
+        # are busy it waits up to 10 s for one.
+        DATABASES["default"]["OPTIONS"] = {
+            **DATABASES["default"].get("OPTIONS", {}),
+            "pool": {
+                "min_size": 1,
+                "max_size": env.integer("DATABASE_POOL_SIZE", 10, minimum=1),
+                "timeout": 10,
+            },
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # -- Cache (throttling) ------------------------------------------------------------

@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -74,6 +75,15 @@ def start(tmp_path, code=SETUP, args=None, **variables):
         ),
         ({"SITE_URL": "https://example.com:https"}, "SITE_URL must be a URL starting with"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must be a URL starting with redis://"),
+        (
+            {
+                "DATABASE_POOL_SIZE": "0",
+                "DATABASE_URL": POSTGRES,
+                "SECRET_KEY": secret_key(),
+                "MASTER_KEYS": master_keys(),
+            },
+            "DATABASE_POOL_SIZE must be at least 1, not 0.",
+        ),
     ],
     ids=lambda value: next(iter(value)) if isinstance(value, dict) else None,
 )
@@ -138,6 +148,47 @@ def test_sqlite_url_and_extra_hosts_are_understood(tmp_path):
     name, hosts = result.stdout.splitlines()
     assert name == f"{tmp_path}/db.sqlite3"
     assert hosts == "['share.example.com', 'web', 'share.internal']"
+
+
+POOL_PROBE = """
+import threading, django
+django.setup()
+from django.db import connection
+pids, errors = set(), []
+def work():
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid(), pg_sleep(0.3)")
+            pids.add(cursor.fetchone()[0])
+    except Exception as e:
+        errors.append(repr(e))
+    finally:
+        connection.close()
+threads = [threading.Thread(target=work) for _ in range(12)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(pids), errors)
+"""
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="needs PostgreSQL (DATABASE_URL), as in CI",
+)
+def test_postgresql_connections_come_from_a_pool_of_the_configured_size(tmp_path):
+    """Twelve threads that query at once share three connections, and all get an answer."""
+    server = urlsplit(os.environ["DATABASE_URL"])._replace(path="/postgres")  # always there
+    result = start(
+        tmp_path,
+        POOL_PROBE,
+        DATABASE_URL=urlunsplit(server),
+        DATABASE_POOL_SIZE="3",
+        SECRET_KEY=secret_key(),
+        MASTER_KEYS=master_keys(),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(None, 1) == ["3", "[]\n"]
 
 
 def test_check_deploy_is_clean_in_production(tmp_path):

@@ -1,10 +1,13 @@
 """Downloads at levels 1 and 2: decrypted while streaming, with Range, safe headers."""
 
+import io
 import os
+import zipfile
 from email.message import EmailMessage
 
 import pytest
 from django.core import mail
+from django.db import connection
 
 from deliveries import downloads
 from deliveries.models import AuditEvent, Download, Recipient
@@ -19,6 +22,7 @@ from tests.deliveries.receive_support import (
     file_url,
     open_and_confirm,
     sha256,
+    zip_url,
 )
 
 CHUNK = 1 << 16
@@ -69,6 +73,43 @@ def test_the_stream_never_holds_more_than_about_a_mebibyte(client, make_delivery
     assert b"".join(pieces) == data
     assert len(pieces) > 4
     assert max(len(p) for p in pieces) <= downloads.PIECE + CHUNK
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_download_in_progress_holds_no_database_connection(client, make_delivery):
+    """A recipient may read a download for an hour, and PostgreSQL allows 100 connections:
+    the connection goes back before the first byte (secushare.middleware)."""
+    data = os.urandom(3 * CHUNK + 5)
+    made = make_delivery(files={"slow.bin": data, "other.txt": b"second file"})
+    open_and_confirm(client, made)
+
+    response = client.get(file_url(made, "slow.bin"))
+    assert response.status_code == 200
+    assert connection.connection is None
+    pieces = iter(response.streaming_content)
+    first = next(pieces)
+    assert connection.connection is None
+    assert first + b"".join(pieces) == data
+    assert Download.objects.filter(recipient__email="rita@example.org").count() == 1
+
+    archive = client.get(zip_url(made))
+    assert archive.status_code == 200
+    assert connection.connection is None
+    with zipfile.ZipFile(io.BytesIO(b"".join(archive.streaming_content))) as opened:
+        assert opened.read("slow.bin") == data
+        assert opened.read("other.txt") == b"second file"
+
+
+def test_a_page_keeps_its_database_connection_inside_a_transaction(client, make_delivery):
+    """The release leaves a connection alone while a transaction is open on it."""
+    made = make_delivery(files={"data.bin": b"x" * 10})
+    open_and_confirm(client, made)
+
+    response = client.get(file_url(made, "data.bin"))
+
+    assert body(response) == b"x" * 10
+    assert connection.in_atomic_block
+    assert Download.objects.count() == 1
 
 
 def test_download_headers_make_it_an_inert_attachment(client, make_delivery):
