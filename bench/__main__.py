@@ -13,6 +13,8 @@ it holds on a busy machine where absolute figures do not. Sizes come from the en
   BENCH_ROUNDS         repetitions of each side of a ratio            default 5
   BENCH_PORTS          loopback port range to use, like 18000-18099   default: any free
   BENCH_KEEP           keep the temporary folder (logs) when set
+  BENCH_DATABASE_URL   run on PostgreSQL, like postgres://postgres@127.0.0.1:5432/postgres
+                       (a throwaway database is made there)    default: embedded SQLite
   BENCH_ONLY           groups to run, like tus,browser (tus, accel, crypto, memory,
                        slow, browser)                                  default: all
 
@@ -82,7 +84,8 @@ def _header(quick: bool) -> str:
     return (
         f"SecuShare benchmark{' (--quick)' if quick else ''}, {time.strftime('%Y-%m-%d %H:%M')}: "
         f"{os.cpu_count()} CPUs ({cpu}), load {load} at the start; "
-        f"{nginx.replace('nginx version: ', '')}; Python {platform.python_version()}.\n"
+        f"{nginx.replace('nginx version: ', '')}; Python {platform.python_version()}; "
+        f"{'PostgreSQL' if os.environ.get('BENCH_DATABASE_URL', '').strip() else 'SQLite'}.\n"
         "Loopback only. Ratios = SecuShare / baseline, both measured alternately in this run "
         "(medians); absolute figures depend on the machine and its load."
     )

@@ -9,6 +9,7 @@ never reaches the benchmark.
 
 import base64
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import tempfile
 import time
 from io import StringIO
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from bench.http import Client
 from bench.nginx import Nginx, free_port, main_config, site_config
@@ -59,6 +61,14 @@ class Stack:
             GUNICORN_THREADS=str(threads),
             PYTHONPATH=str(ROOT),
         )
+        self.database = ThrowawayDatabase.from_environment()
+        if self.database is not None:
+            self.env.update(
+                DATABASE_URL=self.database.url,
+                SECRET_KEY=secrets.token_urlsafe(48),
+                MASTER_KEYS="bench:"
+                + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode(),
+            )
         self.keep = bool(os.environ.get("BENCH_KEEP"))
         self.gunicorn: subprocess.Popen | None = None
         self.nginx: Nginx | None = None
@@ -157,6 +167,8 @@ server {{
             except subprocess.TimeoutExpired:
                 self.gunicorn.kill()
                 self.gunicorn.wait()
+        if self.database is not None:
+            self.database.drop()
         if not self.keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -191,6 +203,49 @@ server {{
 
     def api_headers(self) -> dict:
         return {"Authorization": f"Bearer {self.token}"}
+
+
+class ThrowawayDatabase:
+    """``BENCH_DATABASE_URL``: a PostgreSQL server to run on instead of the embedded SQLite.
+
+    The benchmark creates a database of its own there and drops it at the end; the URL's
+    database name is not used (it connects to the server's ``postgres`` database, as Django
+    does to create a test database).
+    """
+
+    def __init__(self, server_url: str):
+        import psycopg
+
+        parts = urlsplit(server_url)
+        self.server_url = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+        self.name = f"secushare_bench_{secrets.token_hex(4)}"
+        self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
+        with psycopg.connect(self.server_url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{self.name}"')
+
+    @classmethod
+    def from_environment(cls) -> "ThrowawayDatabase | None":
+        url = os.environ.get("BENCH_DATABASE_URL", "").strip()
+        if not url:
+            return None
+        if urlsplit(url).scheme not in ("postgres", "postgresql"):
+            raise SystemExit(
+                f"BENCH_DATABASE_URL must be a postgres:// URL, like "
+                f"postgres://postgres@127.0.0.1:5432/postgres, not {url!r}."
+            )
+        return cls(url)
+
+    def drop(self) -> None:
+        import psycopg
+        from django.db import connections
+
+        connections.close_all()
+        for alias in connections:
+            close_pool = getattr(connections[alias], "close_pool", None)
+            if close_pool is not None:
+                close_pool()
+        with psycopg.connect(self.server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 def b64(value: str) -> str:

@@ -42,3 +42,31 @@ def test_the_quick_benchmark_prints_one_table_with_every_row():
         assert row in table, f"no row about {row!r}:\n{table}"
     assert "10/10 complete" in table
     assert "it failed" not in table
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="needs PostgreSQL (DATABASE_URL), as in CI",
+)
+def test_on_postgresql_more_slow_downloads_than_it_allows_connections_all_complete():
+    """PostgreSQL allows 100 connections by default and gunicorn runs 128 threads here; a
+    download gives its connection back before it streams, so 120 at once all complete."""
+    env = {
+        **os.environ,
+        "BENCH_DATABASE_URL": os.environ["DATABASE_URL"],
+        "BENCH_ONLY": "slow",
+        "BENCH_SLOW_CLIENTS": "120",
+    }
+    if os.environ.get("SECUSHARE_TEST_PORTS"):
+        env["BENCH_PORTS"] = os.environ["SECUSHARE_TEST_PORTS"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "; PostgreSQL." in done.stdout
+    assert "120/120 complete" in done.stdout, done.stdout
