@@ -25,6 +25,7 @@ from django.db.models.functions import Now
 
 from deliveries.models import DeliveryFile
 from deliveries.storage import Busy
+from secushare.db import release_connections
 
 LEASE = timedelta(seconds=30)
 RENEW_AFTER = 5.0  # seconds between renewals while bytes arrive
@@ -55,7 +56,9 @@ class Lease:
         return DeliveryFile.objects.filter(pk=self.pk, lease_token=self.token)
 
     def renew(self) -> None:
-        if not self._mine().update(lease_until=_until()):
+        renewed = self._mine().update(lease_until=_until())
+        release_connections()  # more of the body is still on its way
+        if not renewed:
             raise Busy(f"upload {self.pk}: another request took over the lease")
         self.renewed = time.monotonic()
 

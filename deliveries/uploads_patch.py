@@ -37,6 +37,7 @@ from deliveries.uploads_common import (
     upload_headers,
 )
 from secupass import sxf
+from secushare.db import release_connections
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ def _append(request, store, lease: Lease, f: DeliveryFile, offset: int, length: 
     store.truncate(f.storage_name, offset)
     start = Start(upload, offset)
     read = start.capture(lease.guard(Body(request).read))
+    release_connections()  # the body may take minutes to arrive; the lease holds the upload
     new_offset = store.append(f.storage_name, offset, read, length, upload)
     if new_offset == offset:
         return upload_headers(HttpResponse(status=204), f)

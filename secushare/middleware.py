@@ -1,5 +1,6 @@
 from django.conf import settings
-from django.db import connections
+
+from secushare.db import release_connections
 
 
 class SecurityHeadersMiddleware:
@@ -29,9 +30,7 @@ class ReleaseDatabaseMiddleware:
     an hour; the view has done all its database work by then. Without this the thread would
     keep its connection until the last byte, so a hundred slow downloads held a hundred
     PostgreSQL connections, and the next request met "too many clients" (PostgreSQL allows
-    100 by default). The connection goes back to the pool (or is closed, on SQLite); whatever
-    needs the database later opens one again. A connection inside a transaction is left
-    alone. Outermost in MIDDLEWARE, so every other middleware has finished with it.
+    100 by default). Outermost in MIDDLEWARE, so every other middleware has finished with it.
     """
 
     def __init__(self, get_response):
@@ -40,7 +39,5 @@ class ReleaseDatabaseMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         if response.streaming:
-            for connection in connections.all(initialized_only=True):
-                if not connection.in_atomic_block:
-                    connection.close()
+            release_connections()
         return response

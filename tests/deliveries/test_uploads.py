@@ -11,11 +11,12 @@ from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from accounts.apiauth import TOKEN_PREFIX, hash_api_token
 from accounts.models import ApiToken, User
-from deliveries import services
+from deliveries import services, upload_lease, uploads_patch
 from deliveries.models import DeliveryFile
 from deliveries.storage import blob_store
 from secupass import sxf
@@ -165,6 +166,33 @@ def test_whole_upload_in_pieces_with_head_between(tus, draft):
     assert decrypted == plaintext
     services.verify_files(draft.delivery, draft.key)
     assert file_of(url).state == DeliveryFile.State.VERIFIED
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("blob_backend")
+def test_a_patch_holds_no_database_connection_while_its_body_arrives(tus, draft, monkeypatch):
+    """On a slow line one PATCH takes minutes; the upload's lease, not a connection, keeps
+    it, so a handful of slow senders cannot take every connection of the pool."""
+    holding = []
+    read = uploads_patch.Body.read
+
+    def watched(body, n):
+        holding.append(connection.connection is not None)
+        return read(body, n)
+
+    monkeypatch.setattr(uploads_patch.Body, "PIECE", 16 * 1024)
+    monkeypatch.setattr(uploads_patch.Body, "read", watched)
+    monkeypatch.setattr(upload_lease, "RENEW_AFTER", 0.0)  # renew the lease at every piece
+    plaintext = secrets.token_bytes(150_000)
+
+    url, blob = tus.upload(draft, plaintext, pieces=2)
+
+    assert len(holding) > 8
+    assert not any(holding)
+    f = file_of(url)
+    assert (f.state, f.offset, f.lease_token) == (DeliveryFile.State.COMPLETE, len(blob), "")
+    with blob_store().open(f.storage_name) as stored:
+        assert stored.read() == blob
 
 
 def test_offset_mismatch_is_409_and_stores_nothing(tus, draft):
