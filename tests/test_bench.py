@@ -12,8 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.bench
 
 
-def test_the_quick_benchmark_prints_one_table_with_every_row():
-    env = {**os.environ}
+def quick_bench(**variables: str) -> subprocess.CompletedProcess:
+    """``python -m bench --quick`` with ``variables`` added to the environment; it succeeded."""
+    env = {**os.environ, **variables}
     if os.environ.get("SECUSHARE_TEST_PORTS"):
         env["BENCH_PORTS"] = os.environ["SECUSHARE_TEST_PORTS"]
     done = subprocess.run(
@@ -25,6 +26,11 @@ def test_the_quick_benchmark_prints_one_table_with_every_row():
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_the_quick_benchmark_prints_one_table_with_every_row():
+    done = quick_bench()
     table = done.stdout.split("\n\n", 1)[1]
     assert "result" in table and "target" in table and "what (sizes)" in table
     for row in (
@@ -51,22 +57,8 @@ def test_the_quick_benchmark_prints_one_table_with_every_row():
 def test_on_postgresql_more_slow_downloads_than_it_allows_connections_all_complete():
     """PostgreSQL allows 100 connections by default and gunicorn runs 128 threads here; a
     download gives its connection back before it streams, so 120 at once all complete."""
-    env = {
-        **os.environ,
-        "BENCH_DATABASE_URL": os.environ["DATABASE_URL"],
-        "BENCH_ONLY": "slow",
-        "BENCH_SLOW_CLIENTS": "120",
-    }
-    if os.environ.get("SECUSHARE_TEST_PORTS"):
-        env["BENCH_PORTS"] = os.environ["SECUSHARE_TEST_PORTS"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = quick_bench(
+        BENCH_DATABASE_URL=os.environ["DATABASE_URL"], BENCH_ONLY="slow", BENCH_SLOW_CLIENTS="120"
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     assert "; PostgreSQL." in done.stdout
     assert "120/120 complete" in done.stdout, done.stdout
