@@ -21,6 +21,9 @@ const STATE_KEY = "secushare.compose";
 const READ_CHUNKS = 64; // plaintext chunks read and encrypted together (4 MiB)
 const SEALING = 2; // such slices being encrypted while the next one is read
 const BATCHES_AHEAD = 1; // batches (PATCH bodies) encrypted while one is uploading
+// A worker that has not answered its first message by then is not used. Seen once in a test
+// run: after a reload mid-upload the worker loaded and never answered, and the page waited.
+const WORKER_START_MS = 10000;
 const EMAIL_RE = /^[^\s@<>(),;:"[\]]+@[^\s@<>(),;:"[\]]+\.[^\s@<>(),;:"[\]]+$/;
 
 const $ = (id) => document.getElementById(id);
@@ -371,13 +374,22 @@ class Sealer {
   static async start(options) {
     if (config.sealWorker) {
       let worker = null;
+      let timer = 0;
       try {
         worker = new Worker(config.sealWorker, { type: "module" });
         const sealer = new Sealer(worker);
-        sealer.header = (await sealer.ask({ start: options })).header;
+        const started = sealer.ask({ start: options });
+        started.catch(() => {}); // answered by the race below
+        const late = new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error("no answer")), WORKER_START_MS);
+        });
+        sealer.header = (await Promise.race([started, late])).header;
         return sealer;
       } catch {
-        worker?.terminate(); // no module workers here: encrypt in the page
+        // No module workers here, or one that never answered: encrypt in the page.
+        worker?.terminate();
+      } finally {
+        clearTimeout(timer);
       }
     }
     const { deliveryKey, deliveryId, fileId, size, digest } = options;

@@ -202,6 +202,29 @@ def test_without_the_encryption_worker_the_page_encrypts_itself(
     assert page_errors == []
 
 
+def test_an_encryption_worker_that_never_answers_is_replaced_by_the_page(
+    page, page_errors, sender, password, tmp_path
+):
+    """A worker that loads but does not answer leaves no file at "encrypting" for ever."""
+    page.route(
+        re.compile(r"/js/seal_worker"),
+        lambda route: route.fulfill(
+            status=200, content_type="text/javascript", body="onmessage = () => {};"
+        ),
+    )
+    source = tmp_path / "silent.bin"
+    source.write_bytes(os.urandom(200_000))
+    page.goto("/accounts/login/")
+    log_in(page, sender.email, password)
+    delivery = compose_and_send(
+        page, to="rita@example.org", subject="Silent worker", level=1, paths=[source]
+    )
+    assert delivery.status == Delivery.Status.SENT
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert stored_plaintext_digests(delivery) == {"silent.bin": digest}
+    assert page_errors == []
+
+
 def test_level_2_recipient_registers_verifies_logs_in_and_downloads(
     page, page_errors, recipient_page, live_server, sender, password, files
 ):
